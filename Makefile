@@ -1,0 +1,62 @@
+# born — a thin front door to CMake. `make help` lists the targets.
+BUILD      ?= build
+SAN_BUILD  ?= build-sanitize
+CMAKE_ARGS ?=
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX     ?= /usr/local
+CC         ?= cc
+ifeq ($(CI),true)
+  CMAKE_ARGS += -DBORN_WERROR=ON
+endif
+
+.PHONY: all test demo bench sanitize deps format clean install help configure
+
+all: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+configure:
+	@test -f $(BUILD)/CMakeCache.txt || { bash scripts/deps.sh build && \
+	  cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS); }
+
+## test: install test dependencies, build, run every CPU test; ends with CTest's summary line
+test:
+	@bash scripts/deps.sh test
+	@$(MAKE) --no-print-directory all
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+## demo: install what it needs, build, run the main job
+demo:
+	@bash scripts/deps.sh build
+	@$(MAKE) --no-print-directory all
+	bash scripts/demo.sh $(BUILD)
+
+## bench: run the benchmarks (JSON lines)
+bench: all
+	@for b in $(BUILD)/bench_*; do [ -x "$$b" ] && "$$b"; done
+
+## sanitize: the whole suite under ASan + UBSan + LeakSanitizer
+sanitize:
+	@bash scripts/deps.sh test
+	@test -f $(SAN_BUILD)/CMakeCache.txt || cmake -S . -B $(SAN_BUILD) \
+	  -DCMAKE_BUILD_TYPE=Debug -DBORN_SANITIZE=ON $(CMAKE_ARGS)
+	cmake --build $(SAN_BUILD) -j $(JOBS)
+	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+## deps: install the Debian packages for building, testing and the reference scripts
+deps:
+	bash scripts/deps.sh all
+
+## format: clang-format every C source and header
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+## install: headers, libraries, pkg-config file and CMake package into PREFIX
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) $(SAN_BUILD)
+
+help:
+	@grep -E '^## ' Makefile | sed 's/^## /  make /'

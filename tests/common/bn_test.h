@@ -1,0 +1,60 @@
+/* tests/common/bn_test.h — shared helpers for born's Criterion tests: PyTorch fixtures,
+ * tensor comparisons, error checks and leak counting. */
+#ifndef BORN_TEST_H
+#define BORN_TEST_H
+
+#include <criterion/criterion.h>
+
+#include "born/ops.h"
+#include "born/tensor.h"
+
+/* ---- fixtures --------------------------------------------------------------------------------
+ * tests/data/<name>.txt, written by scripts/gen_*.py with Debian's PyTorch:
+ *   case <case-name>
+ *   t <tensor-name> <dtype> <ndim> <dims...> : <values...>
+ *   s <scalar-name> <value>
+ * Values are decimal with 17 significant digits (exact for f64), or nan / inf / -inf. */
+typedef struct fx_file fx_file;
+fx_file *fx_open(const char *name); /* fails the test when the file is missing */
+void fx_close(fx_file *f);
+/* A new reference (not registered with any scope); fails the test when absent. */
+bn_tensor *fx_tensor(fx_file *f, const char *case_name, const char *tensor_name);
+double fx_scalar(fx_file *f, const char *case_name, const char *scalar_name);
+int fx_has_case(fx_file *f, const char *case_name);
+/* Iterate over case names: returns the i-th case name or NULL past the end. */
+const char *fx_case_name(fx_file *f, int i);
+
+/* ---- comparisons ------------------------------------------------------------------------------ */
+/* Same shape and dtype; |got - want| <= atol + rtol*|want| elementwise; NaN matches NaN,
+ * infinities must match exactly. `what` names the check in the failure message. */
+void bnt_assert_close(const bn_tensor *got, const bn_tensor *want, double rtol, double atol,
+                      const char *what);
+/* Exact equality of shape, dtype and values. */
+void bnt_assert_equal(const bn_tensor *got, const bn_tensor *want, const char *what);
+/* Values only (shape must match), comparing against a C array of doubles. */
+void bnt_assert_values(const bn_tensor *got, const double *want, int64_t n, double tol,
+                       const char *what);
+/* Default tolerances for comparing with PyTorch in a given dtype. */
+double bnt_rtol(bn_dtype dt);
+double bnt_atol(bn_dtype dt);
+
+/* ---- errors -------------------------------------------------------------------------------- */
+/* The current error has this code and its message contains every given substring (NULL ends
+ * the list); clears the error afterwards. */
+void bnt_assert_error(bn_status code, const char *substr, ...);
+/* No error is pending. */
+void bnt_assert_no_error(const char *what);
+
+/* ---- leaks ----------------------------------------------------------------------------------- */
+/* Tensor headers alive now; compare before/after a block (LeakSanitizer checks the rest). */
+long long bnt_live_tensors(void);
+
+#define BNT_ASSERT_NO_LEAK(block)                                                                   \
+    do {                                                                                           \
+        long long bnt_before_ = bnt_live_tensors();                                                \
+        block;                                                                                     \
+        cr_assert_eq(bnt_live_tensors(), bnt_before_, "leaked %lld tensor(s)",                     \
+                     bnt_live_tensors() - bnt_before_);                                            \
+    } while (0)
+
+#endif
