@@ -168,7 +168,7 @@ bn_status bn_cpu_sequence(bn_sequence_op op, const bn_tview *dst, double start, 
     int64_t half = n / 2;
     for (int64_t i = 0; i < n; i++) {
         double v;
-        if (op == BN_SEQ_LINSPACE && i >= half)
+        if (op == BN_SEQ_LINSPACE && i >= half && n > 1)
             v = end - step * (double)(n - 1 - i); /* symmetric, as torch.linspace computes it */
         else
             v = start + step * (double)i;
