@@ -100,6 +100,17 @@ static void copy_int_to_int(void *vctx, char *const *p, const int64_t *s, int64_
                   load_int(p[1] + i * s[1] * (int64_t)es, c->src));
 }
 
+/* Integer to f32: one rounding straight from the integer (through double would round twice
+ * for |v| > 2^53). */
+static void copy_int_to_f32(void *vctx, char *const *p, const int64_t *s, int64_t n)
+{
+    const copy_ctx *c = vctx;
+    size_t es = bn_dtype_size(c->src);
+    float *d = (float *)p[0];
+    for (int64_t i = 0; i < n; i++)
+        d[i * s[0]] = (float)load_int(p[1] + i * s[1] * (int64_t)es, c->src);
+}
+
 static void copy_generic(void *vctx, char *const *p, const int64_t *s, int64_t n)
 {
     const copy_ctx *c = vctx;
@@ -130,6 +141,8 @@ bn_status bn_cpu_copy(const bn_tview *src, const bn_tview *dst)
         fn = copy_bf16_to_f32;
     else if (is_intlike(src->dtype) && is_intlike(dst->dtype))
         fn = copy_int_to_int;
+    else if (is_intlike(src->dtype) && dst->dtype == BN_F32)
+        fn = copy_int_to_f32;
     /* wide memcpy rows are bandwidth-bound: only parallel for big copies */
     bn_iter_run(&it, fn, &c, fn == copy_same ? 4 * BN_PAR_MIN_ELEMS : 0);
     return BN_OK;
