@@ -1,0 +1,279 @@
+/* backend/cpu/matmul_gemm.c — the packed, cache-blocked f32 GEMM behind matmul for f32, f16 and
+ * bf16 (DESIGN §6), in the classic three-level layout:
+ *
+ *   for jc in N by NC:            a KC x NC block of B is packed once and shared by all threads
+ *     for pc in K by KC:          (B block in L3, one KC x NR panel of it in L1)
+ *       pack B[pc.., jc..] into NR-column panels
+ *       for each (M block, N chunk) task, split over threads:
+ *         pack A[ic.., pc..] into MR-row panels  (thread-private, MC x KC, in L2)
+ *         for jr, ir: micro-kernel on one MR x NR tile of C
+ *
+ * Packing reads any strides (a transposed operand is read along its unit stride, never copied
+ * whole) and converts f16 / bf16 to f32 on the way. C is accumulated in f32 through the K blocks;
+ * the caller rounds once to f16 / bf16. Threads split M (and N when M is too short), never K, so
+ * every thread count gives the same bits. This is the solid portable version: the packed
+ * AVX-512 kernels and the deeper tuning come later. */
+#include "backend/cpu/matmul_gemm.h"
+
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum {
+    GEMM_KC = 256,  /* depth of a packed block: KC x NR floats of B (16 KiB) stay in L1 */
+    GEMM_MC = 144,  /* rows of a packed A block: MC x KC floats (144 KiB) stay in L2 */
+    GEMM_NC = 2048, /* columns of a packed B block: KC x NC floats (2 MiB) in L3 */
+};
+/* Below this many multiply-adds one thread does the whole product (an OpenMP region costs a few
+ * microseconds, about what 100k multiply-adds take). */
+#define GEMM_PAR_MIN_MACS ((int64_t)1 << 17)
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t abs64(int64_t a) { return a < 0 ? -a : a; }
+
+/* ---- packing -------------------------------------------------------------------------------- */
+/* dst[i*ds] = (float)src[i*ss] for i < n; src has dtype dt (f32, f16 or bf16). */
+static void convert_run(float *dst, int64_t ds, const void *src, bn_dtype dt, int64_t ss, int64_t n)
+{
+    switch (dt) {
+    case BN_F32: {
+        const float *s = src;
+        if (ds == 1 && ss == 1) {
+            memcpy(dst, s, sizeof(float) * (size_t)n);
+        } else {
+            for (int64_t i = 0; i < n; i++) dst[i * ds] = s[i * ss];
+        }
+        break;
+    }
+    case BN_F16: {
+        const uint16_t *s = src;
+        for (int64_t i = 0; i < n; i++) dst[i * ds] = bn_f16_to_f32(s[i * ss]);
+        break;
+    }
+    case BN_BF16: {
+        const uint16_t *s = src;
+        for (int64_t i = 0; i < n; i++) dst[i * ds] = bn_bf16_to_f32(s[i * ss]);
+        break;
+    }
+    default: BN_ASSERT(0);
+    }
+}
+
+static const void *mat_at(const bn_gemm_mat *m, int64_t i, int64_t j)
+{
+    return (const char *)m->data + (i * m->rs + j * m->cs) * (int64_t)bn_dtype_size(m->dtype);
+}
+
+/* Packs rows [i0, i0+rows) x cols [k0, k0+kc) of a into one panel (kc, mr), rows <= mr,
+ * zero-padding rows past `rows`. Reads along whichever of a's strides is smaller. */
+static void pack_a_panel(const bn_gemm_mat *a, int64_t i0, int rows, int64_t k0, int64_t kc, int mr,
+                         float *panel)
+{
+    if (abs64(a->cs) <= abs64(a->rs)) {
+        for (int r = 0; r < rows; r++)
+            convert_run(panel + r, mr, mat_at(a, i0 + r, k0), a->dtype, a->cs, kc);
+    } else {
+        for (int64_t k = 0; k < kc; k++)
+            convert_run(panel + k * mr, 1, mat_at(a, i0, k0 + k), a->dtype, a->rs, rows);
+    }
+    if (rows < mr)
+        for (int64_t k = 0; k < kc; k++)
+            for (int r = rows; r < mr; r++) panel[k * mr + r] = 0.0f;
+}
+
+/* Packs rows [k0, k0+kc) x cols [j0, j0+cols) of b into one panel (kc, nr), cols <= nr,
+ * zero-padding columns past `cols`. */
+static void pack_b_panel(const bn_gemm_mat *b, int64_t k0, int64_t kc, int64_t j0, int cols, int nr,
+                         float *panel)
+{
+    if (abs64(b->cs) <= abs64(b->rs)) {
+        for (int64_t k = 0; k < kc; k++)
+            convert_run(panel + k * nr, 1, mat_at(b, k0 + k, j0), b->dtype, b->cs, cols);
+    } else {
+        for (int c = 0; c < cols; c++)
+            convert_run(panel + c, nr, mat_at(b, k0, j0 + c), b->dtype, b->rs, kc);
+    }
+    if (cols < nr)
+        for (int64_t k = 0; k < kc; k++)
+            for (int c = cols; c < nr; c++) panel[k * nr + c] = 0.0f;
+}
+
+/* ---- the blocked loops ---------------------------------------------------------------------- */
+typedef struct gemm_plan {
+    const bn_gemm_kernel *kern;
+    int64_t M, N, K;
+    bn_gemm_mat a, b;
+    float *c;
+    int64_t rs_c, cs_c;
+    int64_t mc;     /* rows per M block (a multiple of MR) */
+    int64_t nmb;    /* M blocks */
+    int64_t kc_max; /* min(K, KC) */
+    float *bpack;   /* KC x round_up(NC, NR), shared */
+    float *apack;   /* one MC x KC buffer per thread */
+} gemm_plan;
+
+/* [*begin, *end) of n items for thread tid of nt, in contiguous static chunks. */
+static void split_range(int64_t n, int tid, int nt, int64_t *begin, int64_t *end)
+{
+    *begin = n * tid / nt;
+    *end = n * (tid + 1) / nt;
+}
+
+/* Only called with more than one thread; a no-op is fine when the team turned out to be one. */
+static void team_barrier(int nt)
+{
+    if (nt > 1) {
+#pragma omp barrier
+    }
+}
+
+/* One thread's share of the product: tid of a team of nt that runs this function together. */
+static void gemm_body(const gemm_plan *pl, int tid, int nt)
+{
+    const int mr = pl->kern->mr, nr = pl->kern->nr;
+    float *ap = pl->apack + (int64_t)tid * pl->mc * pl->kc_max;
+    for (int64_t jc = 0; jc < pl->N; jc += GEMM_NC) {
+        int64_t nc = min64(GEMM_NC, pl->N - jc);
+        int64_t npanels = ceil_div(nc, nr);
+        /* When M gives fewer blocks than threads, N is cut too. */
+        int64_t njc = pl->nmb < nt ? min64(ceil_div(nt, pl->nmb), npanels) : 1;
+        int64_t ntasks = pl->nmb * njc;
+        for (int64_t pc = 0; pc < pl->K; pc += GEMM_KC) {
+            int64_t kc = min64(GEMM_KC, pl->K - pc);
+            int64_t b0, b1;
+            split_range(npanels, tid, nt, &b0, &b1);
+            for (int64_t p = b0; p < b1; p++)
+                pack_b_panel(&pl->b, pc, kc, jc + p * nr, (int)min64(nr, nc - p * nr), nr,
+                             pl->bpack + p * kc * nr);
+            team_barrier(nt);
+            int64_t t0, t1, packed_block = -1;
+            split_range(ntasks, tid, nt, &t0, &t1);
+            for (int64_t t = t0; t < t1; t++) {
+                int64_t ib = t / njc, chunk = t % njc;
+                int64_t i0 = ib * pl->mc, mcur = min64(pl->mc, pl->M - i0);
+                int64_t npa = ceil_div(mcur, mr);
+                if (ib != packed_block) {
+                    for (int64_t q = 0; q < npa; q++)
+                        pack_a_panel(&pl->a, i0 + q * mr, (int)min64(mr, mcur - q * mr), pc, kc, mr,
+                                     ap + q * kc * mr);
+                    packed_block = ib;
+                }
+                int64_t p0 = chunk * npanels / njc, p1 = (chunk + 1) * npanels / njc;
+                for (int64_t p = p0; p < p1; p++) {
+                    int64_t j = jc + p * nr;
+                    int cols = (int)min64(nr, pl->N - j);
+                    for (int64_t q = 0; q < npa; q++) {
+                        int64_t i = i0 + q * mr;
+                        pl->kern->micro(kc, ap + q * kc * mr, pl->bpack + p * kc * nr,
+                                        pl->c + i * pl->rs_c + j * pl->cs_c, pl->rs_c, pl->cs_c,
+                                        (int)min64(mr, mcur - q * mr), cols, pc > 0);
+                    }
+                }
+            }
+            team_barrier(nt); /* bpack is rewritten by the next K block */
+        }
+    }
+}
+
+/* Fraction of a tiled (mr, nr) grid over (m, n) that holds real elements. */
+static double tile_use(int64_t m, int64_t n, int mr, int nr)
+{
+    return ((double)m / (double)(ceil_div(m, mr) * mr)) *
+           ((double)n / (double)(ceil_div(n, nr) * nr));
+}
+
+/* ---- one row of C, without packing ---------------------------------------------------------- */
+/* c (N) at stride cs_c = x (K) at stride sx @ y (K, N) f32, whose rows (y->cs == 1) or columns
+ * (y->rs == 1) are contiguous. Threads split N. */
+static bn_status gemm_row(const bn_gemm_kernel *kern, int64_t N, int64_t K, const float *x,
+                          int64_t sx, const bn_gemm_mat *y, float *c, int64_t cs_c, int threads)
+{
+    int nt = N * K >= GEMM_PAR_MIN_MACS && N >= 16 ? threads : 1;
+    const float *yd = y->data;
+    bool by_rows = y->cs == 1 && N > 1; /* else y->rs == 1: dot products down the columns */
+    float *acc = by_rows && cs_c != 1 ? bn__alloc_aligned(sizeof(float) * (size_t)N) : c;
+    if (!acc) return BN_ERR_OOM;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int t = 0; t < nt; t++) {
+        int64_t j0 = N * t / nt / 8 * 8, j1 = t == nt - 1 ? N : N * (t + 1) / nt / 8 * 8;
+        if (j0 >= j1) continue;
+        if (by_rows)
+            kern->axpy_rows(j1 - j0, K, x, sx, yd + j0, y->rs, acc + j0);
+        else
+            kern->dot_rows(j1 - j0, K, x, sx, yd + j0 * y->cs, y->cs, c + j0 * cs_c, cs_c);
+    }
+    if (acc != c) {
+        for (int64_t j = 0; j < N; j++) c[j * cs_c] = acc[j];
+        bn__free_aligned(acc);
+    }
+    return BN_OK;
+}
+
+static void zero_c(float *c, int64_t M, int64_t N, int64_t rs_c, int64_t cs_c)
+{
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) c[i * rs_c + j * cs_c] = 0.0f;
+}
+
+bn_status bn_gemm_f32(const bn_gemm_kernel *kern, int64_t M, int64_t N, int64_t K, bn_gemm_mat a,
+                      bn_gemm_mat b, float *c, int64_t rs_c, int64_t cs_c, int threads)
+{
+    if (M == 0 || N == 0) return BN_OK;
+    if (K == 0) {
+        zero_c(c, M, N, rs_c, cs_c);
+        return BN_OK;
+    }
+    bool f32 = a.dtype == BN_F32 && b.dtype == BN_F32;
+    if (f32 && M == 1 && N == 1) {
+        c[0] = kern->dot(K, a.data, a.cs, b.data, b.rs);
+        return BN_OK;
+    }
+    if (f32 && N == 1 && (a.rs == 1 || a.cs == 1)) { /* C^T = b^T a^T: one row */
+        bn_gemm_mat at = {a.data, a.dtype, a.cs, a.rs};
+        return gemm_row(kern, M, K, b.data, b.rs, &at, c, rs_c, threads);
+    }
+    if (f32 && M == 1 && (b.rs == 1 || b.cs == 1))
+        return gemm_row(kern, N, K, a.data, a.cs, &b, c, cs_c, threads);
+    /* C^T = B^T A^T when that wastes clearly less of the register tile (a thin C, e.g. one
+     * column). Each element still sums its K products in order: the bits do not change. */
+    if (tile_use(N, M, kern->mr, kern->nr) > 1.25 * tile_use(M, N, kern->mr, kern->nr)) {
+        bn_gemm_mat at = {a.data, a.dtype, a.cs, a.rs}, bt = {b.data, b.dtype, b.cs, b.rs};
+        return bn_gemm_f32(kern, N, M, K, bt, at, c, cs_c, rs_c, threads);
+    }
+    int nt = threads < 1 ? 1 : threads;
+    if ((double)M * (double)N * (double)K < (double)GEMM_PAR_MIN_MACS) nt = 1;
+
+    gemm_plan pl = {
+        .kern = kern, .M = M, .N = N, .K = K, .a = a, .b = b, .c = c, .rs_c = rs_c, .cs_c = cs_c};
+    /* M blocks of near-equal size, a multiple of the thread count when there are threads */
+    int64_t nmb = ceil_div(M, GEMM_MC);
+    if (nt > 1) nmb = ceil_div(nmb, nt) * nt;
+    pl.mc = ceil_div(ceil_div(M, nmb), kern->mr) * kern->mr;
+    pl.nmb = ceil_div(M, pl.mc);
+    pl.kc_max = min64(K, GEMM_KC);
+    int64_t nc_pad = ceil_div(min64(N, GEMM_NC), kern->nr) * kern->nr;
+    pl.bpack = bn__alloc_aligned(sizeof(float) * (size_t)(pl.kc_max * nc_pad));
+    pl.apack = bn__alloc_aligned(sizeof(float) * (size_t)(nt * pl.mc * pl.kc_max));
+    if (!pl.bpack || !pl.apack) {
+        bn__free_aligned(pl.bpack);
+        bn__free_aligned(pl.apack);
+        return BN_ERR_OOM;
+    }
+    if (nt == 1) {
+        gemm_body(&pl, 0, 1); /* no OpenMP at all: safe inside a caller's parallel loop */
+    } else {
+#pragma omp parallel num_threads(nt)
+        {
+#ifdef _OPENMP
+            gemm_body(&pl, omp_get_thread_num(), omp_get_num_threads());
+#else
+            gemm_body(&pl, 0, 1);
+#endif
+        }
+    }
+    bn__free_aligned(pl.bpack);
+    bn__free_aligned(pl.apack);
+    return BN_OK;
+}

@@ -1,0 +1,90 @@
+/* backend/cpu/matmul_gemm.h — the pieces of the CPU matmul family, shared by matmul*.c, the tests
+ * and the benchmark:
+ *   - the packed, cache-blocked f32 GEMM (matmul_gemm.c) that serves f32, f16 and bf16,
+ *   - its register-tiled micro-kernels, one per instruction set (matmul_micro.c),
+ *   - bn_cpu_matmul_isa, the backend slot with the instruction set chosen by the caller, so the
+ *     tests can run the portable path and the AVX2 path on the same machine,
+ *   - a plain reference kernel the fast ones are checked against (matmul_reference.c).
+ *
+ * Summation order: every kernel here adds the K products of one output element in order
+ * k = 0, 1, …, K-1 into one f32 (or f64 / 64-bit integer) accumulator. Blocking over K continues
+ * from the partial sum stored in C, and threads split M and N, never K, so a result depends
+ * neither on the block sizes nor on the thread count. The portable f32 path gives the same bits
+ * as the reference; the AVX2 path fuses each multiply-add (one rounding instead of two). */
+#ifndef BORN_CPU_MATMUL_GEMM_H
+#define BORN_CPU_MATMUL_GEMM_H
+
+#include "backend/backend.h"
+
+/* ---- instruction sets ----------------------------------------------------------------------- */
+typedef enum bn_gemm_isa {
+    BN_GEMM_PORTABLE, /* C with GNU vector extensions: SSE2 on x86-64, NEON on arm64 */
+    BN_GEMM_AVX2,     /* AVX2 + FMA intrinsics, x86-64 only, chosen at run time */
+    BN_GEMM_ISA_COUNT
+} bn_gemm_isa;
+
+const char *bn_gemm_isa_name(bn_gemm_isa isa); /* "portable", "avx2" */
+bool bn_gemm_isa_available(bn_gemm_isa isa);   /* compiled in and supported by this CPU */
+bn_gemm_isa bn_gemm_best_isa(void);
+
+/* A micro-kernel computes one MR x NR tile of C from packed panels:
+ *   ap is (kc, MR) — column k of an MR-row block of A, zero-padded past the valid rows,
+ *   bp is (kc, NR) — row k of an NR-column block of B, zero-padded past the valid columns,
+ *   c  is (mr, nr) at c[i*rs_c + j*cs_c], mr <= MR and nr <= NR the valid part of the tile.
+ * accumulate: start from the values in c (a later K block); else start from zero. */
+typedef void (*bn_gemm_micro_fn)(int64_t kc, const float *ap, const float *bp, float *c,
+                                 int64_t rs_c, int64_t cs_c, int mr, int nr, bool accumulate);
+
+typedef struct bn_gemm_kernel {
+    int mr, nr; /* register tile */
+    bn_gemm_micro_fn micro;
+    /* Thin products (one row or one column of C), without packing; x is (K) at x[k*sx]:
+     *   dot:       returns sum over k of x[k*sx] * y[k*sy]
+     *   dot_rows:  c[j*sc] = sum over k of x[k*sx] * y[j*ldy + k] for j < n (y's rows along K
+     *              are contiguous: a transposed B, or A for a one-column C)
+     *   axpy_rows: c[j] = sum over k of x[k*sx] * y[k*ldy + j] for j < n (y's rows along N are
+     *              contiguous; c is contiguous)
+     * All add the products in k order with this ISA's rounding, so they give the same bits as
+     * the micro-kernel. */
+    float (*dot)(int64_t K, const float *x, int64_t sx, const float *y, int64_t sy);
+    void (*dot_rows)(int64_t n, int64_t K, const float *x, int64_t sx, const float *y, int64_t ldy,
+                     float *c, int64_t sc);
+    void (*axpy_rows)(int64_t n, int64_t K, const float *x, int64_t sx, const float *y, int64_t ldy,
+                      float *c);
+} bn_gemm_kernel;
+
+#define BN_GEMM_MAX_MR 6
+#define BN_GEMM_MAX_NR 16
+
+/* NULL when the ISA is not available. */
+const bn_gemm_kernel *bn_gemm_kernel_for(bn_gemm_isa isa);
+
+/* ---- the f32 GEMM --------------------------------------------------------------------------- */
+/* One matrix operand as the packing routines read it: element (i, j) is at
+ * data + (i*rs + j*cs) elements, of dtype f32, f16 or bf16 (converted to f32 while packing). */
+typedef struct bn_gemm_mat {
+    const void *data;
+    bn_dtype dtype;
+    int64_t rs, cs;
+} bn_gemm_mat;
+
+/* c = a @ b: a is (M, K), b is (K, N), c is (M, N) f32 at c[i*rs_c + j*cs_c]. Any strides,
+ * transposed operands included, are read through packing (no full copy). threads: how many
+ * OpenMP threads may split M and N (1: run on the calling thread). Returns BN_OK, or BN_ERR_OOM
+ * without setting the error message (the caller may be a worker thread). */
+bn_status bn_gemm_f32(const bn_gemm_kernel *kern, int64_t M, int64_t N, int64_t K, bn_gemm_mat a,
+                      bn_gemm_mat b, float *c, int64_t rs_c, int64_t cs_c, int threads);
+
+/* ---- the backend slot with a chosen ISA ----------------------------------------------------- */
+/* What bn_cpu_matmul does, with the f32/f16/bf16 micro-kernels of isa (which must be
+ * available). a is (..., M, K), b is (..., K, N), out is (..., M, N); see backend.h. */
+bn_status bn_cpu_matmul_isa(bn_gemm_isa isa, const bn_tview *a, const bn_tview *b,
+                            const bn_tview *out);
+
+/* ---- reference ------------------------------------------------------------------------------ */
+/* The obviously-correct triple loop, same contract as the backend slot, same accumulator types
+ * (f32 for f32/f16/bf16, f64 for f64, wrapping 64-bit integers for i8/u8/i32/i64) and the same
+ * k order; single-threaded and slow. For tests. */
+bn_status bn_cpu_matmul_reference(const bn_tview *a, const bn_tview *b, const bn_tview *out);
+
+#endif

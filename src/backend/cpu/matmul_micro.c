@@ -1,0 +1,272 @@
+/* backend/cpu/matmul_micro.c — the register-tiled f32 micro-kernels of the packed GEMM, one per
+ * instruction set, and the run-time choice between them.
+ *
+ *   portable: 6 x 8 tile in GNU C vector extensions (4 floats a vector: SSE2 on x86-64, NEON on
+ *             arm64), separate multiply and add, so its sums equal the plain reference loop's.
+ *   avx2:     6 x 16 tile in AVX2 + FMA intrinsics (12 of the 16 ymm registers accumulate),
+ *             compiled with a target attribute and used only when the CPU reports AVX2 and FMA.
+ *
+ * Each kernel keeps the whole tile in registers for the K loop: per k it loads one row of the B
+ * panel, broadcasts each of the MR values of the A panel and updates C[i, :] += a[i] * b. Edge
+ * tiles and C with a column stride other than 1 go through a small staging tile. The packed
+ * AVX-512 kernels are a later step. */
+#include "backend/cpu/matmul_gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Products and sums round separately here, even where the target has FMA (-march=native):
+ * gcc does not contract in ISO C mode, clang needs telling. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define BN_GEMM_HAVE_AVX2 1
+#include <immintrin.h>
+#else
+#define BN_GEMM_HAVE_AVX2 0
+#endif
+
+/* ---- staging tile for edges and strided C --------------------------------------------------- */
+/* tile is (MR, nr_full) row-major; c is (mr, nr) at c[i*rs_c + j*cs_c]. */
+static void tile_from_c(float *tile, int nr_full, const float *c, int64_t rs_c, int64_t cs_c,
+                        int mr, int nr, int mr_full)
+{
+    memset(tile, 0, sizeof(float) * (size_t)(mr_full * nr_full));
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) tile[i * nr_full + j] = c[i * rs_c + j * cs_c];
+}
+
+static void tile_to_c(const float *tile, int nr_full, float *c, int64_t rs_c, int64_t cs_c, int mr,
+                      int nr)
+{
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) c[i * rs_c + j * cs_c] = tile[i * nr_full + j];
+}
+
+/* ---- thin products: one row or one column of C ---------------------------------------------
+ * Written once as macros and instantiated per ISA with its multiply-add: MADD_SEPARATE rounds
+ * the product and then the sum (the portable kernel's vector ops), MADD_FUSED rounds once (the
+ * AVX2 kernel's FMA), so each ISA's thin kernels match its micro-kernel bit for bit. */
+#define MADD_SEPARATE(x, y, s) ((s) + (x) * (y))
+#define MADD_FUSED(x, y, s) __builtin_fmaf((x), (y), (s))
+#define AXPY_CHUNK 4096 /* outputs accumulated at a time: 16 KiB stays in L1 */
+
+/* K products in order: x is (K) at stride sx, y is (K) at stride sy */
+#define DEFINE_DOT(NAME, ATTR, MADD)                                                               \
+    ATTR static float NAME(int64_t K, const float *x, int64_t sx, const float *y, int64_t sy)      \
+    {                                                                                              \
+        float s = 0.0f;                                                                            \
+        for (int64_t k = 0; k < K; k++) s = MADD(x[k * sx], y[k * sy], s);                         \
+        return s;                                                                                  \
+    }
+
+/* n dot products with rows of y (n, K) at row stride ldy, eight at a time so that eight
+ * independent sums hide the add latency. */
+#define DEFINE_DOT_ROWS(NAME, ATTR, MADD, DOT)                                                     \
+    ATTR static void NAME(int64_t n, int64_t K, const float *x, int64_t sx, const float *y,        \
+                          int64_t ldy, float *c, int64_t sc)                                       \
+    {                                                                                              \
+        int64_t j = 0;                                                                             \
+        for (; j + 8 <= n; j += 8) {                                                               \
+            const float *y0 = y + j * ldy, *y1 = y0 + ldy, *y2 = y1 + ldy, *y3 = y2 + ldy;         \
+            const float *y4 = y3 + ldy, *y5 = y4 + ldy, *y6 = y5 + ldy, *y7 = y6 + ldy;            \
+            float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;                  \
+            for (int64_t k = 0; k < K; k++) {                                                      \
+                float xv = x[k * sx];                                                              \
+                s0 = MADD(xv, y0[k], s0), s1 = MADD(xv, y1[k], s1);                                \
+                s2 = MADD(xv, y2[k], s2), s3 = MADD(xv, y3[k], s3);                                \
+                s4 = MADD(xv, y4[k], s4), s5 = MADD(xv, y5[k], s5);                                \
+                s6 = MADD(xv, y6[k], s6), s7 = MADD(xv, y7[k], s7);                                \
+            }                                                                                      \
+            c[j * sc] = s0, c[(j + 1) * sc] = s1, c[(j + 2) * sc] = s2, c[(j + 3) * sc] = s3;      \
+            c[(j + 4) * sc] = s4, c[(j + 5) * sc] = s5, c[(j + 6) * sc] = s6;                      \
+            c[(j + 7) * sc] = s7;                                                                  \
+        }                                                                                          \
+        for (; j < n; j++) c[j * sc] = DOT(K, x, sx, y + j * ldy, 1);                              \
+    }
+
+/* ---- portable: 6 x 8 ------------------------------------------------------------------------ */
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline v4f v4_load(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void v4_store(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+static inline v4f v4_splat(float x) { return (v4f){x, x, x, x}; }
+
+enum { PORT_MR = 6, PORT_NR = 8 };
+
+/* ap is (kc, 6), bp is (kc, 8), c is (mr, nr) */
+static void micro_portable(int64_t kc, const float *ap, const float *bp, float *c, int64_t rs_c,
+                           int64_t cs_c, int mr, int nr, bool accumulate)
+{
+    float tile[PORT_MR * PORT_NR];
+    bool direct = mr == PORT_MR && nr == PORT_NR && cs_c == 1;
+    float *dst = direct ? c : tile;
+    int64_t ld = direct ? rs_c : PORT_NR;
+    v4f c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    if (accumulate) {
+        if (!direct) tile_from_c(tile, PORT_NR, c, rs_c, cs_c, mr, nr, PORT_MR);
+#define LOAD_ROW(i) (c##i##0 = v4_load(dst + (i)*ld), c##i##1 = v4_load(dst + (i)*ld + 4))
+        LOAD_ROW(0), LOAD_ROW(1), LOAD_ROW(2), LOAD_ROW(3), LOAD_ROW(4), LOAD_ROW(5);
+#undef LOAD_ROW
+    } else {
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = v4_splat(0.0f);
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        v4f b0 = v4_load(bp), b1 = v4_load(bp + 4), a;
+#define UPDATE_ROW(i) (a = v4_splat(ap[i]), c##i##0 += a * b0, c##i##1 += a * b1)
+        UPDATE_ROW(0), UPDATE_ROW(1), UPDATE_ROW(2), UPDATE_ROW(3), UPDATE_ROW(4), UPDATE_ROW(5);
+#undef UPDATE_ROW
+        ap += PORT_MR;
+        bp += PORT_NR;
+    }
+#define STORE_ROW(i) (v4_store(dst + (i)*ld, c##i##0), v4_store(dst + (i)*ld + 4, c##i##1))
+    STORE_ROW(0), STORE_ROW(1), STORE_ROW(2), STORE_ROW(3), STORE_ROW(4), STORE_ROW(5);
+#undef STORE_ROW
+    if (!direct) tile_to_c(tile, PORT_NR, c, rs_c, cs_c, mr, nr);
+}
+
+DEFINE_DOT(dot_portable, , MADD_SEPARATE)
+DEFINE_DOT_ROWS(dot_rows_portable, , MADD_SEPARATE, dot_portable)
+
+/* c (n) = x (K) @ y (K, n), y's rows contiguous at stride ldy */
+static void axpy_rows_portable(int64_t n, int64_t K, const float *x, int64_t sx, const float *y,
+                               int64_t ldy, float *c)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += AXPY_CHUNK) {
+        int64_t nj = n - j0 < AXPY_CHUNK ? n - j0 : AXPY_CHUNK;
+        float *cj = c + j0;
+        memset(cj, 0, sizeof(float) * (size_t)nj);
+        for (int64_t k = 0; k < K; k++) {
+            float xv = x[k * sx];
+            const float *yk = y + k * ldy + j0;
+            v4f xs = v4_splat(xv);
+            int64_t j = 0;
+            for (; j + 4 <= nj; j += 4) v4_store(cj + j, v4_load(cj + j) + xs * v4_load(yk + j));
+            for (; j < nj; j++) cj[j] = MADD_SEPARATE(xv, yk[j], cj[j]);
+        }
+    }
+}
+
+static const bn_gemm_kernel kernel_portable = {PORT_MR,      PORT_NR,           micro_portable,
+                                               dot_portable, dot_rows_portable, axpy_rows_portable};
+
+/* ---- avx2: 6 x 16 --------------------------------------------------------------------------- */
+#if BN_GEMM_HAVE_AVX2
+#define BN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+
+enum { AVX2_MR = 6, AVX2_NR = 16 };
+
+/* ap is (kc, 6), bp is (kc, 16), c is (mr, nr) */
+BN_TARGET_AVX2 static void micro_avx2(int64_t kc, const float *ap, const float *bp, float *c,
+                                      int64_t rs_c, int64_t cs_c, int mr, int nr, bool accumulate)
+{
+    float tile[AVX2_MR * AVX2_NR];
+    bool direct = mr == AVX2_MR && nr == AVX2_NR && cs_c == 1;
+    float *dst = direct ? c : tile;
+    int64_t ld = direct ? rs_c : AVX2_NR;
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    if (accumulate) {
+        if (!direct) tile_from_c(tile, AVX2_NR, c, rs_c, cs_c, mr, nr, AVX2_MR);
+#define LOAD_ROW(i)                                                                                \
+    (c##i##0 = _mm256_loadu_ps(dst + (i)*ld), c##i##1 = _mm256_loadu_ps(dst + (i)*ld + 8))
+        LOAD_ROW(0), LOAD_ROW(1), LOAD_ROW(2), LOAD_ROW(3), LOAD_ROW(4), LOAD_ROW(5);
+#undef LOAD_ROW
+    } else {
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8), a;
+#define UPDATE_ROW(i)                                                                              \
+    (a = _mm256_broadcast_ss(ap + (i)), c##i##0 = _mm256_fmadd_ps(a, b0, c##i##0),                 \
+     c##i##1 = _mm256_fmadd_ps(a, b1, c##i##1))
+        UPDATE_ROW(0), UPDATE_ROW(1), UPDATE_ROW(2), UPDATE_ROW(3), UPDATE_ROW(4), UPDATE_ROW(5);
+#undef UPDATE_ROW
+        ap += AVX2_MR;
+        bp += AVX2_NR;
+    }
+#define STORE_ROW(i)                                                                               \
+    (_mm256_storeu_ps(dst + (i)*ld, c##i##0), _mm256_storeu_ps(dst + (i)*ld + 8, c##i##1))
+    STORE_ROW(0), STORE_ROW(1), STORE_ROW(2), STORE_ROW(3), STORE_ROW(4), STORE_ROW(5);
+#undef STORE_ROW
+    if (!direct) tile_to_c(tile, AVX2_NR, c, rs_c, cs_c, mr, nr);
+}
+
+DEFINE_DOT(dot_avx2, BN_TARGET_AVX2, MADD_FUSED)
+DEFINE_DOT_ROWS(dot_rows_avx2, BN_TARGET_AVX2, MADD_FUSED, dot_avx2)
+
+/* c (n) = x (K) @ y (K, n), y's rows contiguous at stride ldy */
+BN_TARGET_AVX2 static void axpy_rows_avx2(int64_t n, int64_t K, const float *x, int64_t sx,
+                                          const float *y, int64_t ldy, float *c)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += AXPY_CHUNK) {
+        int64_t nj = n - j0 < AXPY_CHUNK ? n - j0 : AXPY_CHUNK;
+        float *cj = c + j0;
+        memset(cj, 0, sizeof(float) * (size_t)nj);
+        for (int64_t k = 0; k < K; k++) {
+            float xv = x[k * sx];
+            const float *yk = y + k * ldy + j0;
+            __m256 xs = _mm256_set1_ps(xv);
+            int64_t j = 0;
+            for (; j + 8 <= nj; j += 8)
+                _mm256_storeu_ps(cj + j, _mm256_fmadd_ps(xs, _mm256_loadu_ps(yk + j),
+                                                         _mm256_loadu_ps(cj + j)));
+            for (; j < nj; j++) cj[j] = MADD_FUSED(xv, yk[j], cj[j]);
+        }
+    }
+}
+
+static const bn_gemm_kernel kernel_avx2 = {AVX2_MR,  AVX2_NR,       micro_avx2,
+                                           dot_avx2, dot_rows_avx2, axpy_rows_avx2};
+
+static bool cpu_has_avx2_fma(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
+/* ---- choice --------------------------------------------------------------------------------- */
+const char *bn_gemm_isa_name(bn_gemm_isa isa)
+{
+    switch (isa) {
+    case BN_GEMM_PORTABLE: return "portable";
+    case BN_GEMM_AVX2: return "avx2";
+    default: return "?";
+    }
+}
+
+bool bn_gemm_isa_available(bn_gemm_isa isa)
+{
+    switch (isa) {
+    case BN_GEMM_PORTABLE: return true;
+#if BN_GEMM_HAVE_AVX2
+    case BN_GEMM_AVX2: return cpu_has_avx2_fma();
+#endif
+    default: return false;
+    }
+}
+
+/* BORN_GEMM_ISA=portable in the environment turns the SIMD kernels off (for comparisons and
+ * for checking the portable path on a machine that has AVX2). */
+bn_gemm_isa bn_gemm_best_isa(void)
+{
+    const char *force = getenv("BORN_GEMM_ISA");
+    if (force && strcmp(force, "portable") == 0) return BN_GEMM_PORTABLE;
+    return bn_gemm_isa_available(BN_GEMM_AVX2) ? BN_GEMM_AVX2 : BN_GEMM_PORTABLE;
+}
+
+const bn_gemm_kernel *bn_gemm_kernel_for(bn_gemm_isa isa)
+{
+    if (!bn_gemm_isa_available(isa)) return NULL;
+#if BN_GEMM_HAVE_AVX2
+    if (isa == BN_GEMM_AVX2) return &kernel_avx2;
+#endif
+    return &kernel_portable;
+}
