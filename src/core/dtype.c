@@ -43,6 +43,18 @@ bn_dtype bn_promote_types(bn_dtype a, bn_dtype b)
     return dtype_info[a].size >= dtype_info[b].size ? a : b;
 }
 
+/* torch.result_type for two tensors: tensors with dims decide, and a 0-d tensor only raises the
+ * result when it brings a higher category (a 0-d f64 does not widen an f16 tensor, but a 0-d
+ * float does make an integer tensor float). */
+bn_dtype bn__result_type(const bn_tensor *a, const bn_tensor *b)
+{
+    bool za = a->ndim == 0, zb = b->ndim == 0;
+    if (za == zb) return bn_promote_types(a->dtype, b->dtype);
+    bn_dtype dim = za ? b->dtype : a->dtype, zero = za ? a->dtype : b->dtype;
+    if (category(zero) > category(dim)) return bn_promote_types(dim, zero);
+    return dim;
+}
+
 bn_dtype bn__float_result(bn_dtype dt) { return bn_dtype_is_float(dt) ? dt : BN_F32; }
 
 bn_dtype bn__promote_scalar(bn_dtype dt, double s)

@@ -116,6 +116,8 @@ bool bn__same_device(const char *fn, const bn_tensor *a, const bn_tensor *b);
 bool bn__dtype_valid(bn_dtype dt);
 /* dtype for a "fraction-producing" op given input dtype: float stays, int/bool -> f32. */
 bn_dtype bn__float_result(bn_dtype dt);
+/* torch.result_type of two tensors: 0-d tensors only raise the category (see dtype.c). */
+bn_dtype bn__result_type(const bn_tensor *a, const bn_tensor *b);
 /* Result dtype of tensor (dtype dt) op python scalar s, PyTorch style. */
 bn_dtype bn__promote_scalar(bn_dtype dt, double s);
 

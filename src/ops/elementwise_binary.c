@@ -72,7 +72,7 @@ static bn_tensor *binary(const char *fn, bn_binary_op op, const bn_tensor *a, co
     BN_CHECK_NULL(fn, a);
     BN_CHECK_NULL(fn, b);
     if (!bn__same_device(fn, a, b)) return NULL;
-    bn_dtype ct = bn_promote_types(a->dtype, b->dtype);
+    bn_dtype ct = bn__result_type(a, b);
     if (op == BN_BINARY_DIV) ct = bn__float_result(ct);
     if (!check_bool_operands(fn, op, ct)) return NULL;
     return bn__out(run_binary(fn, op, a, b, ct));

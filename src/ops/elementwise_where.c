@@ -60,7 +60,7 @@ bn_tensor *bn_where(const bn_tensor *cond, const bn_tensor *a, const bn_tensor *
         return bn__error_null(BN_ERR_SHAPE,
                               "bn_where: cond %s, a %s and b %s cannot be broadcast together",
                               bn__tshape(cond), bn__tshape(a), bn__tshape(b));
-    bn_dtype dt = bn_promote_types(a->dtype, b->dtype);
+    bn_dtype dt = bn__result_type(a, b);
     return bn__out(run_where(fn, cond, a, b, dt, shape, nd));
 }
 

@@ -502,3 +502,22 @@ Test(binary, masked_fill_refuses_a_value_that_overflows_the_dtype)
     bn_release(h);
     bn_release(x);
 }
+
+/* torch.result_type: a 0-d tensor only raises the category (values checked with torch 1.13). */
+Test(binary, zero_dim_operands_promote_like_torch)
+{
+    bn_scope_begin();
+    bn_tensor *h = bn_ones(BN_SHAPE(2), BN_F16), *i = bn_ones(BN_SHAPE(2), BN_I32);
+    bn_tensor *b = bn_ones(BN_SHAPE(2), BN_BOOL), *u = bn_ones(BN_SHAPE(2), BN_U8);
+    cr_assert_eq(bn_dtype_of(bn_add(h, bn_scalar(1, BN_F64))), BN_F16);
+    cr_assert_eq(bn_dtype_of(bn_add(bn_scalar(1, BN_F64), h)), BN_F16);
+    cr_assert_eq(bn_dtype_of(bn_add(i, bn_scalar(1.5, BN_F64))), BN_F64);
+    cr_assert_eq(bn_dtype_of(bn_add(i, bn_scalar(1, BN_I64))), BN_I32);
+    cr_assert_eq(bn_dtype_of(bn_add(b, bn_scalar(1, BN_I64))), BN_I64);
+    cr_assert_eq(bn_dtype_of(bn_add(u, bn_scalar(1, BN_I8))), BN_U8);
+    cr_assert_eq(bn_dtype_of(bn_add(bn_scalar(1, BN_F16), bn_scalar(1, BN_F64))), BN_F64);
+    cr_assert_eq(bn_dtype_of(bn_where(b, i, bn_scalar(2.5, BN_F32))), BN_F32);
+    const double want[2] = {3.5, 3.5};
+    bnt_assert_values(bn_add(i, bn_scalar(2.5, BN_F64)), want, 2, 0, "i32 + 0-d f64");
+    bn_scope_end();
+}
