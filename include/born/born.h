@@ -1,0 +1,10 @@
+/* born/born.h — the whole public API in one include: tensors (tensor.h), operations (ops.h),
+ * build and machine information (info.h). */
+#ifndef BORN_BORN_H
+#define BORN_BORN_H
+
+#include "born/info.h"
+#include "born/ops.h"
+#include "born/tensor.h"
+
+#endif

@@ -1,0 +1,175 @@
+/* tools/born/cmd_info.c — `born info [--json]`: the version, how this born was built, the CPU it
+ * runs on and the SIMD features it found, the backends and whether each can be used, the thread
+ * count. Text for people; --json writes the same facts as one JSON object on one line. */
+#include "cli.h"
+#include "json.h"
+
+#include "born/info.h"
+
+#include <string.h>
+#include <unistd.h>
+
+typedef struct backend_status {
+    const char *name;
+    bool available;
+    const char *reason; /* why not, when not available */
+} backend_status;
+
+typedef struct machine_info {
+    bn_build_info build;
+    char cpu_model[256]; /* "" when /proc/cpuinfo has no model name */
+    long logical_cores;
+    bn_cpu_features features;
+    int threads;
+    backend_status backends[3];
+} machine_info;
+
+/* The "model name" line of /proc/cpuinfo (x86 has one; most ARM kernels do not). */
+static void read_cpu_model(char *out, size_t n)
+{
+    out[0] = '\0';
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0) continue;
+        const char *v = strchr(line, ':');
+        if (!v) continue;
+        v++;
+        while (*v == ' ' || *v == '\t') v++;
+        size_t len = strcspn(v, "\r\n");
+        while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t')) len--;
+        snprintf(out, n, "%.*s", (int)len, v);
+        break;
+    }
+    fclose(f);
+}
+
+static backend_status gpu_backend(const char *name, bn_device dev, const char *reason)
+{
+    bool ok = bn_device_available(dev);
+    return (backend_status){name, ok, ok ? NULL : reason};
+}
+
+static machine_info gather(void)
+{
+    machine_info m = {0};
+    m.build = bn_build_info_get();
+    read_cpu_model(m.cpu_model, sizeof m.cpu_model);
+    m.logical_cores = sysconf(_SC_NPROCESSORS_ONLN);
+    m.features = bn_cpu_features_detect();
+    m.threads = bn_num_threads();
+    m.backends[0] = (backend_status){"cpu", true, NULL};
+    m.backends[1] =
+        gpu_backend("cuda", bn_cuda(0), "no CUDA backend in this build (not implemented yet)");
+    m.backends[2] = gpu_backend("vulkan", bn_vulkan(0),
+                                "no Vulkan backend in this build (not implemented yet)");
+    return m;
+}
+
+static void print_text(const machine_info *m)
+{
+    const bn_build_info *b = &m->build;
+    printf("born %s\n", b->version);
+    printf("  build     %s, %s, %s, %s\n", b->compiler, b->build_type,
+           b->openmp ? "OpenMP" : "no OpenMP", b->sanitize ? "ASan+UBSan" : "no sanitizers");
+    printf("  cpu       %s (%ld logical cores)\n", m->cpu_model[0] ? m->cpu_model : "unknown model",
+           m->logical_cores);
+    printf("  features ");
+    int shown = 0;
+    for (int i = 0; i < BN_CPU_FEATURE_COUNT; i++) {
+        if (!bn_cpu_feature_has(&m->features, i)) continue;
+        printf(" %s", bn_cpu_feature_name(i));
+        shown++;
+    }
+    printf("%s\n", shown ? "" : " none beyond the base ISA");
+    printf("  threads   %d\n", m->threads);
+    for (int i = 0; i < 3; i++) {
+        const backend_status *s = &m->backends[i];
+        printf("  %-9s %-7s %s%s\n", i == 0 ? "backends" : "", s->name,
+               s->available ? "available" : "not available: ", s->available ? "" : s->reason);
+    }
+}
+
+static void print_json(const machine_info *m)
+{
+    json_writer w = json_writer_make(stdout);
+    json_begin_object(&w);
+    json_key(&w, "version");
+    json_string(&w, m->build.version);
+
+    json_key(&w, "build");
+    json_begin_object(&w);
+    json_key(&w, "compiler");
+    json_string(&w, m->build.compiler);
+    json_key(&w, "type");
+    json_string(&w, m->build.build_type);
+    json_key(&w, "openmp");
+    json_bool(&w, m->build.openmp);
+    json_key(&w, "sanitize");
+    json_bool(&w, m->build.sanitize);
+    json_end_object(&w);
+
+    json_key(&w, "cpu");
+    json_begin_object(&w);
+    json_key(&w, "model");
+    json_string(&w, m->cpu_model[0] ? m->cpu_model : NULL);
+    json_key(&w, "logical_cores");
+    json_int(&w, m->logical_cores);
+    json_key(&w, "features");
+    json_begin_array(&w);
+    for (int i = 0; i < BN_CPU_FEATURE_COUNT; i++)
+        if (bn_cpu_feature_has(&m->features, i)) json_string(&w, bn_cpu_feature_name(i));
+    json_end_array(&w);
+    json_end_object(&w);
+
+    json_key(&w, "backends");
+    json_begin_array(&w);
+    for (int i = 0; i < 3; i++) {
+        json_begin_object(&w);
+        json_key(&w, "name");
+        json_string(&w, m->backends[i].name);
+        json_key(&w, "available");
+        json_bool(&w, m->backends[i].available);
+        if (!m->backends[i].available) {
+            json_key(&w, "reason");
+            json_string(&w, m->backends[i].reason);
+        }
+        json_end_object(&w);
+    }
+    json_end_array(&w);
+
+    json_key(&w, "threads");
+    json_int(&w, m->threads);
+    json_end_object(&w);
+    fputc('\n', stdout);
+}
+
+static int run_info(const cli_cmd *cmd, const cli_args *args)
+{
+    machine_info m = gather();
+    if (cli_has(cmd, args, "--json"))
+        print_json(&m);
+    else
+        print_text(&m);
+    return CLI_EXIT_OK;
+}
+
+static const cli_opt info_opts[] = {
+    {"--json", NULL, NULL, "write one JSON object (one line) instead of text"},
+    {NULL, NULL, NULL, NULL},
+};
+
+const cli_cmd cli_cmd_info = {
+    .name = "info",
+    .summary = "show the version, build, CPU features, backends and threads",
+    .args_usage = "",
+    .description = "Shows what this born is and what the machine under it offers: the version;\n"
+                   "the compiler, build type, OpenMP and sanitizers of the build; the CPU model,\n"
+                   "its logical cores and the SIMD features born can use (CPUID checked against\n"
+                   "what the OS enables); each backend and why it is not available; the number\n"
+                   "of threads the CPU backend uses (OMP_NUM_THREADS sets it).",
+    .opts = info_opts,
+    .max_positional = 0,
+    .run = run_info,
+};
