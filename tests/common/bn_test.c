@@ -273,3 +273,23 @@ void bnt_assert_no_error(const char *what)
 }
 
 long long bnt_live_tensors(void) { return (long long)bn__live_tensors(); }
+
+#define BNT_POOL_MAX 1024
+static bn_tensor *bnt_pool[BNT_POOL_MAX];
+static int bnt_npool;
+
+bn_tensor *bnt_keep(bn_tensor *t)
+{
+    cr_assert_lt(bnt_npool, BNT_POOL_MAX, "bnt_keep: more than %d tensors kept", BNT_POOL_MAX);
+    bnt_pool[bnt_npool++] = t;
+    return t;
+}
+
+void bnt_release_kept(void)
+{
+    for (int i = 0; i < bnt_npool; i++) bn_release(bnt_pool[i]);
+    bnt_npool = 0;
+}
+
+const char *const bnt_dtype_names[BN_DTYPE_COUNT] = {"f32", "f64", "f16", "bf16", "i8",
+                                                     "u8",  "i32", "i64", "bool"};

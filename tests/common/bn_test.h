@@ -24,6 +24,13 @@ int fx_has_case(fx_file *f, const char *case_name);
 /* Iterate over case names: returns the i-th case name or NULL past the end. */
 const char *fx_case_name(fx_file *f, int i);
 
+/* A per-test pool: tensors handed to bnt_keep() are released by bnt_release_kept(), which a
+ * suite's .fini calls, so fixture-heavy tests need no release bookkeeping. */
+bn_tensor *bnt_keep(bn_tensor *t);
+void bnt_release_kept(void);
+/* Dtype names in bn_dtype order, for looping over fixture cases named by dtype. */
+extern const char *const bnt_dtype_names[BN_DTYPE_COUNT];
+
 /* ---- comparisons ------------------------------------------------------------------------------ */
 /* Same shape and dtype; |got - want| <= atol + rtol*|want| elementwise; NaN matches NaN,
  * infinities must match exactly. `what` names the check in the failure message. */

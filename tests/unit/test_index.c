@@ -9,42 +9,28 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ---- fixture helpers: every tensor loaded here is released by drop_all() ------------------- */
+/* ---- fixture helpers: every tensor loaded here is released by teardown() ------------------- */
 static fx_file *fx;
-static bn_tensor *pool[256];
-static int npool;
 
-static void setup(void)
-{
-    fx = fx_open("index.txt");
-    npool = 0;
-}
+static void setup(void) { fx = fx_open("index.txt"); }
 
 static void teardown(void)
 {
-    for (int i = 0; i < npool; i++) bn_release(pool[i]);
-    npool = 0;
+    bnt_release_kept();
     fx_close(fx);
 }
 
-static bn_tensor *keep(bn_tensor *t)
-{
-    cr_assert_lt(npool, 256);
-    pool[npool++] = t;
-    return t;
-}
+static bn_tensor *ld(const char *c, const char *name) { return bnt_keep(fx_tensor(fx, c, name)); }
 
-static bn_tensor *ld(const char *c, const char *name) { return keep(fx_tensor(fx, c, name)); }
-
-static const char *DTYPES[] = {"f32", "f64", "f16", "bf16", "i8", "u8", "i32", "i64", "bool"};
-#define NDTYPES 9
+#define DTYPES bnt_dtype_names
+#define NDTYPES BN_DTYPE_COUNT
 
 TestSuite(index, .init = setup, .fini = teardown);
 
 /* ---- index_select ------------------------------------------------------------------------- */
 static void check_index_select(const char *c, const bn_tensor *x, int dim)
 {
-    bn_tensor *got = keep(bn_index_select(x, dim, ld(c, "index")));
+    bn_tensor *got = bnt_keep(bn_index_select(x, dim, ld(c, "index")));
     bnt_assert_equal(got, ld(c, "out"), c);
 }
 
@@ -63,9 +49,9 @@ Test(index, index_select_accepts_i32_index)
 
 Test(index, index_select_reads_transposed_input)
 {
-    bn_tensor *xt = keep(bn_transpose(ld("index_select_transposed", "x"), 0, 2));
+    bn_tensor *xt = bnt_keep(bn_transpose(ld("index_select_transposed", "x"), 0, 2));
     check_index_select("index_select_transposed", xt, 0);
-    bn_tensor *xt2 = keep(bn_transpose(ld("index_select_transposed_last", "x"), 0, 2));
+    bn_tensor *xt2 = bnt_keep(bn_transpose(ld("index_select_transposed_last", "x"), 0, 2));
     check_index_select("index_select_transposed_last", xt2, 2);
 }
 
@@ -80,7 +66,7 @@ Test(index, index_select_moves_every_dtype)
 
 Test(index, index_select_empty_index_gives_empty_dim)
 {
-    bn_tensor *got = keep(bn_index_select(ld("index_select_empty_index", "x"), 1,
+    bn_tensor *got = bnt_keep(bn_index_select(ld("index_select_empty_index", "x"), 1,
                                           ld("index_select_empty_index", "index")));
     bnt_assert_equal(got, ld("index_select_empty_index", "out"), "empty index");
     cr_assert_eq(bn_dim(got, 1), 0);
@@ -88,9 +74,9 @@ Test(index, index_select_empty_index_gives_empty_dim)
 
 Test(index, index_select_on_0d_takes_one_index)
 {
-    bn_tensor *x = keep(bn_scalar(7.5, BN_F64));
-    bn_tensor *ix = keep(bn_zeros(BN_SHAPE(1), BN_I64));
-    bn_tensor *got = keep(bn_index_select(x, 0, ix));
+    bn_tensor *x = bnt_keep(bn_scalar(7.5, BN_F64));
+    bn_tensor *ix = bnt_keep(bn_zeros(BN_SHAPE(1), BN_I64));
+    bn_tensor *got = bnt_keep(bn_index_select(x, 0, ix));
     cr_assert_eq(bn_ndim(got), 0);
     cr_assert_eq(bn_item(got), 7.5);
 }
@@ -99,11 +85,11 @@ Test(index, index_select_on_0d_takes_one_index)
 Test(index, index_select_large_matches_reference)
 {
     bn_manual_seed(3);
-    bn_tensor *x = keep(bn_randn(BN_SHAPE(300, 200), BN_F32));
+    bn_tensor *x = bnt_keep(bn_randn(BN_SHAPE(300, 200), BN_F32));
     for (int dim = 0; dim < 2; dim++) {
         int64_t n = bn_dim(x, dim);
-        bn_tensor *ix = keep(bn_randint(0, n, BN_SHAPE(250), BN_I64));
-        bn_tensor *got = keep(bn_index_select(x, dim, ix));
+        bn_tensor *ix = bnt_keep(bn_randint(0, n, BN_SHAPE(250), BN_I64));
+        bn_tensor *got = bnt_keep(bn_index_select(x, dim, ix));
         cr_assert_not_null(got, "%s", bn_error_message());
         const int64_t *ip = bn_tensor_data_i64(ix);
         const float *xp = bn_tensor_data_f32(x), *gp = bn_tensor_data_f32(got);
@@ -119,8 +105,8 @@ Test(index, index_select_large_matches_reference)
 
 Test(index, index_select_rejects_bad_input)
 {
-    bn_tensor *x = keep(bn_zeros(BN_SHAPE(2, 4), BN_F32));
-    bn_tensor *ok = keep(bn_from_data((int64_t[]){1, 3}, BN_SHAPE(2), BN_I64));
+    bn_tensor *x = bnt_keep(bn_zeros(BN_SHAPE(2, 4), BN_F32));
+    bn_tensor *ok = bnt_keep(bn_from_data((int64_t[]){1, 3}, BN_SHAPE(2), BN_I64));
     BNT_ASSERT_NO_LEAK({
         cr_assert_null(bn_index_select(NULL, 0, ok));
         bnt_assert_error(BN_ERR_ARG, "bn_index_select", "t", "NULL", NULL);
@@ -153,7 +139,7 @@ Test(index, index_select_rejects_bad_input)
 
 Test(index, index_select_keeps_an_earlier_error)
 {
-    bn_tensor *x = keep(bn_zeros(BN_SHAPE(2, 4), BN_F32));
+    bn_tensor *x = bnt_keep(bn_zeros(BN_SHAPE(2, 4), BN_F32));
     bn_tensor *bad = bn_reshape(x, BN_SHAPE(3, 3)); /* fails */
     cr_assert_null(bn_index_select(bad, 0, x));
     bnt_assert_error(BN_ERR_SHAPE, "bn_reshape", NULL);
@@ -162,7 +148,7 @@ Test(index, index_select_keeps_an_earlier_error)
 /* ---- gather ------------------------------------------------------------------------------- */
 static void check_gather(const char *c, const bn_tensor *x, int dim)
 {
-    bn_tensor *got = keep(bn_gather(x, dim, ld(c, "index")));
+    bn_tensor *got = bnt_keep(bn_gather(x, dim, ld(c, "index")));
     bnt_assert_equal(got, ld(c, "out"), c);
 }
 
@@ -176,7 +162,7 @@ Test(index, gather_matches_torch)
 
 Test(index, gather_reads_transposed_input)
 {
-    check_gather("gather_transposed", keep(bn_transpose(ld("gather_transposed", "x"), 0, 2)), 0);
+    check_gather("gather_transposed", bnt_keep(bn_transpose(ld("gather_transposed", "x"), 0, 2)), 0);
 }
 
 Test(index, gather_moves_every_dtype)
@@ -190,25 +176,25 @@ Test(index, gather_moves_every_dtype)
 
 Test(index, gather_accepts_i32_index)
 {
-    bn_tensor *ix = keep(bn_to_dtype(ld("gather_dim0", "index"), BN_I32));
-    bn_tensor *got = keep(bn_gather(ld("gather_dim0", "x"), 0, ix));
+    bn_tensor *ix = bnt_keep(bn_to_dtype(ld("gather_dim0", "index"), BN_I32));
+    bn_tensor *got = bnt_keep(bn_gather(ld("gather_dim0", "x"), 0, ix));
     bnt_assert_equal(got, ld("gather_dim0", "out"), "i32 index");
 }
 
 Test(index, gather_treats_0d_as_one_element)
 {
-    bn_tensor *x = keep(bn_scalar(5, BN_F32));
-    bn_tensor *ix = keep(bn_zeros(BN_SHAPE(3), BN_I64));
-    bn_tensor *got = keep(bn_gather(x, 0, ix));
+    bn_tensor *x = bnt_keep(bn_scalar(5, BN_F32));
+    bn_tensor *ix = bnt_keep(bn_zeros(BN_SHAPE(3), BN_I64));
+    bn_tensor *got = bnt_keep(bn_gather(x, 0, ix));
     bnt_assert_values(got, (double[]){5, 5, 5}, 3, 0, "0-d gather");
-    bn_tensor *empty = keep(bn_zeros(BN_SHAPE(0, 2), BN_I64));
-    bn_tensor *e = keep(bn_gather(keep(bn_zeros(BN_SHAPE(2, 2), BN_F32)), 1, empty));
+    bn_tensor *empty = bnt_keep(bn_zeros(BN_SHAPE(0, 2), BN_I64));
+    bn_tensor *e = bnt_keep(bn_gather(bnt_keep(bn_zeros(BN_SHAPE(2, 2), BN_F32)), 1, empty));
     cr_assert_eq(bn_dim(e, 0), 0);
 }
 
 Test(index, gather_rejects_bad_input)
 {
-    bn_tensor *x = keep(bn_zeros(BN_SHAPE(2, 3), BN_F32));
+    bn_tensor *x = bnt_keep(bn_zeros(BN_SHAPE(2, 3), BN_F32));
     BNT_ASSERT_NO_LEAK({
         bn_tensor *ix = bn_zeros(BN_SHAPE(2, 2), BN_I64);
         cr_assert_null(bn_gather(NULL, 0, ix));
@@ -245,7 +231,7 @@ Test(index, gather_rejects_bad_input)
 static void check_scatter(const char *c, const bn_tensor *t, int dim, bool add)
 {
     bn_tensor *ix = ld(c, "index"), *src = ld(c, "src");
-    bn_tensor *got = keep(add ? bn_scatter_add(t, dim, ix, src) : bn_scatter(t, dim, ix, src));
+    bn_tensor *got = bnt_keep(add ? bn_scatter_add(t, dim, ix, src) : bn_scatter(t, dim, ix, src));
     bnt_assert_close(got, ld(c, "out"), bnt_rtol(bn_dtype_of(t)), bnt_atol(bn_dtype_of(t)), c);
 }
 
@@ -264,8 +250,8 @@ Test(index, scatter_add_sums_duplicates_like_torch)
 Test(index, scatter_add_writes_into_copy_of_transposed_input)
 {
     bn_tensor *t = ld("scatter_add_transposed", "t");
-    bn_tensor *tt = keep(bn_transpose(t, 0, 1));
-    bn_tensor *before = keep(bn_clone(t));
+    bn_tensor *tt = bnt_keep(bn_transpose(t, 0, 1));
+    bn_tensor *before = bnt_keep(bn_clone(t));
     check_scatter("scatter_add_transposed", tt, 1, true);
     bnt_assert_equal(t, before, "input left unchanged");
 }
@@ -279,10 +265,10 @@ Test(index, scatter_handles_every_dtype)
         snprintf(c, sizeof c, "scatter_%s", DTYPES[i]);
         check_scatter(c, ld(c, "t"), 1, false);
     }
-    bn_tensor *b = keep(bn_zeros(BN_SHAPE(2, 2), BN_BOOL));
-    bn_tensor *ix = keep(bn_from_data((int64_t[]){1, 0}, BN_SHAPE(2, 1), BN_I64));
-    bn_tensor *src = keep(bn_ones(BN_SHAPE(2, 1), BN_BOOL));
-    bnt_assert_values(keep(bn_scatter(b, 1, ix, src)), (double[]){0, 1, 1, 0}, 4, 0, "bool");
+    bn_tensor *b = bnt_keep(bn_zeros(BN_SHAPE(2, 2), BN_BOOL));
+    bn_tensor *ix = bnt_keep(bn_from_data((int64_t[]){1, 0}, BN_SHAPE(2, 1), BN_I64));
+    bn_tensor *src = bnt_keep(bn_ones(BN_SHAPE(2, 1), BN_BOOL));
+    bnt_assert_values(bnt_keep(bn_scatter(b, 1, ix, src)), (double[]){0, 1, 1, 0}, 4, 0, "bool");
 }
 
 Test(index, scatter_add_f16_rounds_after_each_add)
@@ -295,10 +281,10 @@ Test(index, scatter_add_f16_rounds_after_each_add)
 Test(index, scatter_add_large_matches_serial_reference)
 {
     bn_manual_seed(11);
-    bn_tensor *t = keep(bn_zeros(BN_SHAPE(400, 100), BN_F32));
-    bn_tensor *ix = keep(bn_randint(0, 100, BN_SHAPE(400, 300), BN_I64));
-    bn_tensor *src = keep(bn_randn(BN_SHAPE(400, 300), BN_F32));
-    bn_tensor *got = keep(bn_scatter_add(t, 1, ix, src));
+    bn_tensor *t = bnt_keep(bn_zeros(BN_SHAPE(400, 100), BN_F32));
+    bn_tensor *ix = bnt_keep(bn_randint(0, 100, BN_SHAPE(400, 300), BN_I64));
+    bn_tensor *src = bnt_keep(bn_randn(BN_SHAPE(400, 300), BN_F32));
+    bn_tensor *got = bnt_keep(bn_scatter_add(t, 1, ix, src));
     cr_assert_not_null(got, "%s", bn_error_message());
     static float want[400 * 100];
     memset(want, 0, sizeof want);
@@ -312,18 +298,18 @@ Test(index, scatter_add_large_matches_serial_reference)
 
 Test(index, scatter_with_empty_index_copies_input)
 {
-    bn_tensor *t = keep(bn_ones(BN_SHAPE(2, 3), BN_F32));
-    bn_tensor *ix = keep(bn_zeros(BN_SHAPE(0, 3), BN_I64));
-    bn_tensor *got = keep(bn_scatter(t, 0, ix, keep(bn_zeros(BN_SHAPE(0, 3), BN_F32))));
+    bn_tensor *t = bnt_keep(bn_ones(BN_SHAPE(2, 3), BN_F32));
+    bn_tensor *ix = bnt_keep(bn_zeros(BN_SHAPE(0, 3), BN_I64));
+    bn_tensor *got = bnt_keep(bn_scatter(t, 0, ix, bnt_keep(bn_zeros(BN_SHAPE(0, 3), BN_F32))));
     bnt_assert_equal(got, t, "empty index");
 }
 
 Test(index, scatter_rejects_bad_input)
 {
-    bn_tensor *t = keep(bn_zeros(BN_SHAPE(2, 3), BN_F32));
-    bn_tensor *ix = keep(bn_zeros(BN_SHAPE(2, 2), BN_I64));
-    bn_tensor *src = keep(bn_ones(BN_SHAPE(2, 2), BN_F32));
-    bn_tensor *src31 = keep(bn_ones(BN_SHAPE(3, 1), BN_F32));
+    bn_tensor *t = bnt_keep(bn_zeros(BN_SHAPE(2, 3), BN_F32));
+    bn_tensor *ix = bnt_keep(bn_zeros(BN_SHAPE(2, 2), BN_I64));
+    bn_tensor *src = bnt_keep(bn_ones(BN_SHAPE(2, 2), BN_F32));
+    bn_tensor *src31 = bnt_keep(bn_ones(BN_SHAPE(3, 1), BN_F32));
     BNT_ASSERT_NO_LEAK({
         cr_assert_null(bn_scatter(NULL, 0, ix, src));
         bnt_assert_error(BN_ERR_ARG, "bn_scatter", "t", "NULL", NULL);
@@ -365,11 +351,11 @@ static void check_sort(const char *c, const bn_tensor *x, int dim, bool desc)
 {
     bn_tensor *v = NULL, *i = NULL;
     cr_assert_eq(bn_sort(x, dim, desc, &v, &i), BN_OK, "%s: %s", c, bn_error_message());
-    keep(v);
-    keep(i);
+    bnt_keep(v);
+    bnt_keep(i);
     bnt_assert_equal(v, ld(c, "values"), c);
     bnt_assert_equal(i, ld(c, "indices"), c);
-    bnt_assert_equal(keep(bn_argsort(x, dim, desc)), ld(c, "indices"), c);
+    bnt_assert_equal(bnt_keep(bn_argsort(x, dim, desc)), ld(c, "indices"), c);
 }
 
 Test(index, sort_orders_nan_last_and_keeps_signed_zeros_stable)
@@ -382,7 +368,7 @@ Test(index, sort_orders_nan_last_and_keeps_signed_zeros_stable)
 
 Test(index, sort_reads_transposed_input)
 {
-    check_sort("sort_transposed", keep(bn_transpose(ld("sort_transposed", "x"), 0, 1)), -1, false);
+    check_sort("sort_transposed", bnt_keep(bn_transpose(ld("sort_transposed", "x"), 0, 1)), -1, false);
 }
 
 Test(index, sort_is_stable_with_ties)
@@ -411,22 +397,22 @@ Test(index, sort_outputs_are_optional)
     bn_tensor *x = ld("sort_ties_asc", "x");
     bn_tensor *v = NULL;
     cr_assert_eq(bn_sort(x, 1, false, &v, NULL), BN_OK);
-    bnt_assert_equal(keep(v), ld("sort_ties_asc", "values"), "values only");
+    bnt_assert_equal(bnt_keep(v), ld("sort_ties_asc", "values"), "values only");
     cr_assert_eq(bn_sort(x, 1, false, NULL, NULL), BN_OK);
 }
 
 Test(index, sort_handles_0d_and_empty)
 {
     bn_tensor *v = NULL, *i = NULL;
-    cr_assert_eq(bn_sort(keep(bn_scalar(4, BN_F32)), 0, false, &v, &i), BN_OK);
-    keep(v);
-    keep(i);
+    cr_assert_eq(bn_sort(bnt_keep(bn_scalar(4, BN_F32)), 0, false, &v, &i), BN_OK);
+    bnt_keep(v);
+    bnt_keep(i);
     cr_assert_eq(bn_ndim(v), 0);
     cr_assert_eq(bn_item(v), 4);
     cr_assert_eq(bn_item(i), 0);
-    cr_assert_eq(bn_sort(keep(bn_zeros(BN_SHAPE(3, 0), BN_F32)), 1, true, &v, &i), BN_OK);
-    keep(v);
-    keep(i);
+    cr_assert_eq(bn_sort(bnt_keep(bn_zeros(BN_SHAPE(3, 0), BN_F32)), 1, true, &v, &i), BN_OK);
+    bnt_keep(v);
+    bnt_keep(i);
     cr_assert_eq(bn_dim(v, 1), 0);
     cr_assert_eq(bn_dtype_of(i), BN_I64);
 }
@@ -435,11 +421,11 @@ Test(index, sort_handles_0d_and_empty)
 Test(index, sort_large_is_ordered_and_consistent)
 {
     bn_manual_seed(5);
-    bn_tensor *x = keep(bn_randn(BN_SHAPE(64, 1000), BN_F32));
+    bn_tensor *x = bnt_keep(bn_randn(BN_SHAPE(64, 1000), BN_F32));
     bn_tensor *v = NULL, *i = NULL;
     cr_assert_eq(bn_sort(x, 1, false, &v, &i), BN_OK);
-    keep(v);
-    keep(i);
+    bnt_keep(v);
+    bnt_keep(i);
     const float *xp = bn_tensor_data_f32(x), *vp = bn_tensor_data_f32(v);
     const int64_t *ip = bn_tensor_data_i64(i);
     for (int r = 0; r < 64; r++)
@@ -451,7 +437,7 @@ Test(index, sort_large_is_ordered_and_consistent)
 
 Test(index, sort_rejects_bad_input)
 {
-    bn_tensor *x = keep(bn_zeros(BN_SHAPE(2, 3), BN_F32));
+    bn_tensor *x = bnt_keep(bn_zeros(BN_SHAPE(2, 3), BN_F32));
     bn_tensor *v = x, *i = x;
     BNT_ASSERT_NO_LEAK({
         cr_assert_eq(bn_sort(NULL, 0, false, &v, &i), BN_ERR_ARG);
@@ -473,8 +459,8 @@ static void check_topk(const char *c, const bn_tensor *x, int64_t k, int dim, bo
 {
     bn_tensor *v = NULL, *i = NULL;
     cr_assert_eq(bn_topk(x, k, dim, largest, &v, &i), BN_OK, "%s: %s", c, bn_error_message());
-    keep(v);
-    keep(i);
+    bnt_keep(v);
+    bnt_keep(i);
     bnt_assert_equal(v, ld(c, "values"), c);
     bnt_assert_equal(i, ld(c, "indices"), c);
 }
@@ -495,7 +481,7 @@ Test(index, topk_matches_torch_on_distinct_values)
 
 Test(index, topk_reads_transposed_input)
 {
-    check_topk("topk_transposed", keep(bn_transpose(ld("topk_transposed", "x"), 0, 1)), 2, 1, true);
+    check_topk("topk_transposed", bnt_keep(bn_transpose(ld("topk_transposed", "x"), 0, 1)), 2, 1, true);
 }
 
 Test(index, topk_handles_every_dtype)
@@ -521,7 +507,7 @@ Test(index, topk_with_ties_returns_torchs_values)
         const char *c = largest ? "topk_ties_largest" : "topk_ties_smallest";
         bn_tensor *v = NULL;
         cr_assert_eq(bn_topk(ld(c, "x"), 4, 1, largest, &v, NULL), BN_OK);
-        bnt_assert_equal(keep(v), ld(c, "values"), c);
+        bnt_assert_equal(bnt_keep(v), ld(c, "values"), c);
     }
 }
 
@@ -529,29 +515,29 @@ Test(index, topk_with_ties_returns_torchs_values)
 Test(index, topk_large_agrees_with_sort)
 {
     bn_manual_seed(9);
-    bn_tensor *x = keep(bn_randn(BN_SHAPE(40, 2000), BN_F32));
+    bn_tensor *x = bnt_keep(bn_randn(BN_SHAPE(40, 2000), BN_F32));
     bn_tensor *v = NULL, *i = NULL, *sv = NULL, *si = NULL;
     cr_assert_eq(bn_topk(x, 10, 1, true, &v, &i), BN_OK);
     cr_assert_eq(bn_sort(x, 1, true, &sv, &si), BN_OK);
-    keep(v);
-    keep(i);
-    keep(sv);
-    keep(si);
-    bnt_assert_equal(v, keep(bn_narrow(sv, 1, 0, 10)), "values");
-    bnt_assert_equal(i, keep(bn_narrow(si, 1, 0, 10)), "indices");
+    bnt_keep(v);
+    bnt_keep(i);
+    bnt_keep(sv);
+    bnt_keep(si);
+    bnt_assert_equal(v, bnt_keep(bn_narrow(sv, 1, 0, 10)), "values");
+    bnt_assert_equal(i, bnt_keep(bn_narrow(si, 1, 0, 10)), "indices");
 }
 
 Test(index, topk_on_0d)
 {
     bn_tensor *v = NULL;
-    cr_assert_eq(bn_topk(keep(bn_scalar(2, BN_I32)), 1, 0, true, &v, NULL), BN_OK);
-    cr_assert_eq(bn_ndim(keep(v)), 0);
+    cr_assert_eq(bn_topk(bnt_keep(bn_scalar(2, BN_I32)), 1, 0, true, &v, NULL), BN_OK);
+    cr_assert_eq(bn_ndim(bnt_keep(v)), 0);
     cr_assert_eq(bn_item(v), 2);
 }
 
 Test(index, topk_rejects_bad_input)
 {
-    bn_tensor *x = keep(bn_zeros(BN_SHAPE(2, 3), BN_F32));
+    bn_tensor *x = bnt_keep(bn_zeros(BN_SHAPE(2, 3), BN_F32));
     bn_tensor *v = x, *i = x;
     BNT_ASSERT_NO_LEAK({
         cr_assert_eq(bn_topk(x, 4, 1, true, &v, &i), BN_ERR_ARG);
@@ -570,21 +556,21 @@ Test(index, topk_rejects_bad_input)
 /* ---- one_hot ------------------------------------------------------------------------------ */
 Test(index, one_hot_matches_torch)
 {
-    bnt_assert_equal(keep(bn_one_hot(ld("one_hot_infer", "t"), 0)), ld("one_hot_infer", "out"),
+    bnt_assert_equal(bnt_keep(bn_one_hot(ld("one_hot_infer", "t"), 0)), ld("one_hot_infer", "out"),
                      "infer");
-    bnt_assert_equal(keep(bn_one_hot(ld("one_hot_classes", "t"), 6)), ld("one_hot_classes", "out"),
+    bnt_assert_equal(bnt_keep(bn_one_hot(ld("one_hot_classes", "t"), 6)), ld("one_hot_classes", "out"),
                      "classes");
-    bnt_assert_equal(keep(bn_one_hot(ld("one_hot_2d", "t"), 3)), ld("one_hot_2d", "out"), "2d");
-    bnt_assert_equal(keep(bn_one_hot(ld("one_hot_scalar", "t"), 4)), ld("one_hot_scalar", "out"),
+    bnt_assert_equal(bnt_keep(bn_one_hot(ld("one_hot_2d", "t"), 3)), ld("one_hot_2d", "out"), "2d");
+    bnt_assert_equal(bnt_keep(bn_one_hot(ld("one_hot_scalar", "t"), 4)), ld("one_hot_scalar", "out"),
                      "0-d");
-    bnt_assert_equal(keep(bn_one_hot(ld("one_hot_empty", "t"), 3)), ld("one_hot_empty", "out"),
+    bnt_assert_equal(bnt_keep(bn_one_hot(ld("one_hot_empty", "t"), 3)), ld("one_hot_empty", "out"),
                      "empty");
 }
 
 Test(index, one_hot_reads_transposed_input)
 {
     bn_tensor *t = ld("one_hot_2d", "t"); /* [[1, 0], [2, 2]] */
-    bn_tensor *got = keep(bn_one_hot(keep(bn_transpose(t, 0, 1)), 3));
+    bn_tensor *got = bnt_keep(bn_one_hot(bnt_keep(bn_transpose(t, 0, 1)), 3));
     bnt_assert_values(got, (double[]){0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1}, 12, 0, "transposed");
 }
 
@@ -614,8 +600,8 @@ Test(index, one_hot_rejects_bad_input)
 
 Test(index, results_belong_to_the_scope)
 {
-    bn_tensor *x = keep(bn_from_data((float[]){3, 1, 2, 0}, BN_SHAPE(2, 2), BN_F32));
-    bn_tensor *ix = keep(bn_from_data((int64_t[]){1, 0, 0, 1}, BN_SHAPE(2, 2), BN_I64));
+    bn_tensor *x = bnt_keep(bn_from_data((float[]){3, 1, 2, 0}, BN_SHAPE(2, 2), BN_F32));
+    bn_tensor *ix = bnt_keep(bn_from_data((int64_t[]){1, 0, 0, 1}, BN_SHAPE(2, 2), BN_I64));
     bn_tensor *v = NULL, *i = NULL, *tv = NULL, *ti = NULL;
     BNT_ASSERT_NO_LEAK({
         bn_scope_begin();

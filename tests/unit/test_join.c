@@ -9,33 +9,19 @@
 
 /* ---- fixture helpers: every tensor loaded here is released by teardown() ------------------- */
 static fx_file *fx;
-static bn_tensor *pool[256];
-static int npool;
 
-static void setup(void)
-{
-    fx = fx_open("join.txt");
-    npool = 0;
-}
+static void setup(void) { fx = fx_open("join.txt"); }
 
 static void teardown(void)
 {
-    for (int i = 0; i < npool; i++) bn_release(pool[i]);
-    npool = 0;
+    bnt_release_kept();
     fx_close(fx);
 }
 
-static bn_tensor *keep(bn_tensor *t)
-{
-    cr_assert_lt(npool, 256);
-    pool[npool++] = t;
-    return t;
-}
+static bn_tensor *ld(const char *c, const char *name) { return bnt_keep(fx_tensor(fx, c, name)); }
 
-static bn_tensor *ld(const char *c, const char *name) { return keep(fx_tensor(fx, c, name)); }
-
-static const char *DTYPES[] = {"f32", "f64", "f16", "bf16", "i8", "u8", "i32", "i64", "bool"};
-#define NDTYPES 9
+#define DTYPES bnt_dtype_names
+#define NDTYPES BN_DTYPE_COUNT
 
 TestSuite(join, .init = setup, .fini = teardown);
 
@@ -44,13 +30,13 @@ Test(join, cat_matches_torch_along_each_dim)
 {
     const char *c = "cat_dim1";
     bn_tensor *ts[3] = {ld(c, "a"), ld(c, "b"), ld(c, "c")};
-    bnt_assert_equal(keep(bn_cat(ts, 3, 1)), ld(c, "out"), c);
+    bnt_assert_equal(bnt_keep(bn_cat(ts, 3, 1)), ld(c, "out"), c);
     c = "cat_dim0";
     bn_tensor *t0[2] = {ld(c, "a"), ld(c, "b")};
-    bnt_assert_equal(keep(bn_cat(t0, 2, 0)), ld(c, "out"), c);
+    bnt_assert_equal(bnt_keep(bn_cat(t0, 2, 0)), ld(c, "out"), c);
     c = "cat_dimneg1";
     bn_tensor *t3[2] = {ld(c, "a"), ld(c, "b")};
-    bnt_assert_equal(keep(bn_cat(t3, 2, -1)), ld(c, "out"), c);
+    bnt_assert_equal(bnt_keep(bn_cat(t3, 2, -1)), ld(c, "out"), c);
 }
 
 Test(join, cat_promotes_dtypes)
@@ -59,7 +45,7 @@ Test(join, cat_promotes_dtypes)
     const int dims[] = {0, 1, 0};
     for (int i = 0; i < 3; i++) {
         bn_tensor *ts[2] = {ld(cases[i], "a"), ld(cases[i], "b")};
-        bnt_assert_equal(keep(bn_cat(ts, 2, dims[i])), ld(cases[i], "out"), cases[i]);
+        bnt_assert_equal(bnt_keep(bn_cat(ts, 2, dims[i])), ld(cases[i], "out"), cases[i]);
     }
 }
 
@@ -68,13 +54,13 @@ Test(join, cat_skips_empty_1d_tensors_and_empty_pieces)
     const char *c = "cat_skips_empty_1d";
     bn_tensor *e = ld(c, "e");
     bn_tensor *ts[3] = {e, ld(c, "a"), e};
-    bnt_assert_equal(keep(bn_cat(ts, 3, 1)), ld(c, "out"), c);
+    bnt_assert_equal(bnt_keep(bn_cat(ts, 3, 1)), ld(c, "out"), c);
     c = "cat_empty_piece";
     bn_tensor *a = ld(c, "a");
     bn_tensor *t2[3] = {a, ld(c, "z"), a};
-    bnt_assert_equal(keep(bn_cat(t2, 3, 1)), ld(c, "out"), c);
+    bnt_assert_equal(bnt_keep(bn_cat(t2, 3, 1)), ld(c, "out"), c);
     bn_tensor *only[2] = {e, e};
-    bn_tensor *got = keep(bn_cat(only, 2, 0));
+    bn_tensor *got = bnt_keep(bn_cat(only, 2, 0));
     cr_assert_eq(bn_numel(got), 0);
     cr_assert_eq(bn_dtype_of(got), BN_F64);
 }
@@ -82,10 +68,10 @@ Test(join, cat_skips_empty_1d_tensors_and_empty_pieces)
 Test(join, cat_reads_noncontiguous_inputs)
 {
     const char *c = "cat_noncontiguous";
-    bn_tensor *at = keep(bn_transpose(ld(c, "a"), 0, 1));
-    bn_tensor *xs = keep(bn_slice(ld(c, "x"), 1, 0, 4, 2));
+    bn_tensor *at = bnt_keep(bn_transpose(ld(c, "a"), 0, 1));
+    bn_tensor *xs = bnt_keep(bn_slice(ld(c, "x"), 1, 0, 4, 2));
     bn_tensor *ts[2] = {at, xs};
-    bnt_assert_equal(keep(bn_cat(ts, 2, 1)), ld(c, "out"), c);
+    bnt_assert_equal(bnt_keep(bn_cat(ts, 2, 1)), ld(c, "out"), c);
 }
 
 Test(join, cat_handles_every_dtype)
@@ -94,16 +80,16 @@ Test(join, cat_handles_every_dtype)
         char c[64];
         snprintf(c, sizeof c, "cat_%s", DTYPES[i]);
         bn_tensor *ts[2] = {ld(c, "a"), ld(c, "b")};
-        bnt_assert_equal(keep(bn_cat(ts, 2, 0)), ld(c, "out"), c);
+        bnt_assert_equal(bnt_keep(bn_cat(ts, 2, 0)), ld(c, "out"), c);
     }
 }
 
 Test(join, cat_rejects_bad_input)
 {
-    bn_tensor *a = keep(bn_zeros(BN_SHAPE(2, 3), BN_F32));
-    bn_tensor *b = keep(bn_zeros(BN_SHAPE(3, 3), BN_F32));
-    bn_tensor *c3 = keep(bn_zeros(BN_SHAPE(2, 3, 1), BN_F32));
-    bn_tensor *s = keep(bn_scalar(1, BN_F32));
+    bn_tensor *a = bnt_keep(bn_zeros(BN_SHAPE(2, 3), BN_F32));
+    bn_tensor *b = bnt_keep(bn_zeros(BN_SHAPE(3, 3), BN_F32));
+    bn_tensor *c3 = bnt_keep(bn_zeros(BN_SHAPE(2, 3, 1), BN_F32));
+    bn_tensor *s = bnt_keep(bn_scalar(1, BN_F32));
     BNT_ASSERT_NO_LEAK({
         cr_assert_null(bn_cat(NULL, 2, 0));
         bnt_assert_error(BN_ERR_ARG, "bn_cat", "ts", "NULL", NULL);
@@ -130,37 +116,37 @@ Test(join, stack_matches_torch_at_each_dim)
     const int dims[] = {0, 1, 2, -1, -3};
     for (int i = 0; i < 5; i++) {
         bn_tensor *ts[3] = {ld(cases[i], "a"), ld(cases[i], "b"), ld(cases[i], "c")};
-        bnt_assert_equal(keep(bn_stack(ts, 3, dims[i])), ld(cases[i], "out"), cases[i]);
+        bnt_assert_equal(bnt_keep(bn_stack(ts, 3, dims[i])), ld(cases[i], "out"), cases[i]);
     }
 }
 
 Test(join, stack_of_0d_tensors_is_1d)
 {
     bn_tensor *ts[2] = {ld("stack_0d", "a"), ld("stack_0d", "b")};
-    bnt_assert_equal(keep(bn_stack(ts, 2, 0)), ld("stack_0d", "out"), "0-d");
+    bnt_assert_equal(bnt_keep(bn_stack(ts, 2, 0)), ld("stack_0d", "out"), "0-d");
 }
 
 Test(join, stack_reads_transposed_input_and_promotes)
 {
-    bn_tensor *ts[2] = {keep(bn_transpose(ld("stack_transposed", "a"), 0, 1)),
+    bn_tensor *ts[2] = {bnt_keep(bn_transpose(ld("stack_transposed", "a"), 0, 1)),
                         ld("stack_transposed", "b")};
-    bnt_assert_equal(keep(bn_stack(ts, 2, 1)), ld("stack_transposed", "out"), "transposed");
+    bnt_assert_equal(bnt_keep(bn_stack(ts, 2, 1)), ld("stack_transposed", "out"), "transposed");
     bn_tensor *tp[2] = {ld("stack_promotes", "a"), ld("stack_promotes", "b")};
-    bnt_assert_equal(keep(bn_stack(tp, 2, 0)), ld("stack_promotes", "out"), "i64 + f16");
+    bnt_assert_equal(bnt_keep(bn_stack(tp, 2, 0)), ld("stack_promotes", "out"), "i64 + f16");
 }
 
 Test(join, stack_and_cat_of_empty_tensors)
 {
-    bn_tensor *e = keep(bn_zeros(BN_SHAPE(2, 0), BN_F32));
+    bn_tensor *e = bnt_keep(bn_zeros(BN_SHAPE(2, 0), BN_F32));
     bn_tensor *ts[3] = {e, e, e};
-    cr_assert(bn_shape_equal(bn_shape_of(keep(bn_stack(ts, 3, 1))), BN_SHAPE(2, 3, 0)));
-    cr_assert(bn_shape_equal(bn_shape_of(keep(bn_cat(ts, 3, 1))), BN_SHAPE(2, 0)));
-    cr_assert(bn_shape_equal(bn_shape_of(keep(bn_cat(ts, 3, 0))), BN_SHAPE(6, 0)));
+    cr_assert(bn_shape_equal(bn_shape_of(bnt_keep(bn_stack(ts, 3, 1))), BN_SHAPE(2, 3, 0)));
+    cr_assert(bn_shape_equal(bn_shape_of(bnt_keep(bn_cat(ts, 3, 1))), BN_SHAPE(2, 0)));
+    cr_assert(bn_shape_equal(bn_shape_of(bnt_keep(bn_cat(ts, 3, 0))), BN_SHAPE(6, 0)));
 }
 
 Test(join, results_belong_to_the_scope)
 {
-    bn_tensor *a = keep(bn_ones(BN_SHAPE(2, 3), BN_F32));
+    bn_tensor *a = bnt_keep(bn_ones(BN_SHAPE(2, 3), BN_F32));
     bn_tensor *ts[2] = {a, a};
     BNT_ASSERT_NO_LEAK({
         bn_scope_begin();
@@ -176,8 +162,8 @@ Test(join, results_belong_to_the_scope)
 
 Test(join, stack_rejects_bad_input)
 {
-    bn_tensor *a = keep(bn_zeros(BN_SHAPE(2, 3), BN_F32));
-    bn_tensor *b = keep(bn_zeros(BN_SHAPE(3, 2), BN_F32));
+    bn_tensor *a = bnt_keep(bn_zeros(BN_SHAPE(2, 3), BN_F32));
+    bn_tensor *b = bnt_keep(bn_zeros(BN_SHAPE(3, 2), BN_F32));
     BNT_ASSERT_NO_LEAK({
         cr_assert_null(bn_stack(NULL, 1, 0));
         bnt_assert_error(BN_ERR_ARG, "bn_stack", "ts", "NULL", NULL);
@@ -202,7 +188,7 @@ static void check_pieces(bn_tensor **out, int n, const char *prefix, const bn_te
     for (int i = 0; i < n; i++) {
         char name[32];
         snprintf(name, sizeof name, "%s_%d", prefix, i);
-        keep(out[i]);
+        bnt_keep(out[i]);
         bnt_assert_equal(out[i], ld("split", name), name);
         (void)x;
     }
@@ -224,7 +210,7 @@ Test(join, split_returns_views_like_torch)
 
 Test(join, split_reads_transposed_input)
 {
-    bn_tensor *xt = keep(bn_transpose(ld("split", "x"), 0, 1)), *out[4];
+    bn_tensor *xt = bnt_keep(bn_transpose(ld("split", "x"), 0, 1)), *out[4];
     cr_assert_eq(bn_split(xt, 3, 1, out, 4), 4);
     check_pieces(out, 4, "st3", xt);
 }
@@ -249,13 +235,13 @@ Test(join, chunk_may_return_fewer_pieces)
 
 Test(join, split_and_chunk_of_empty_dim)
 {
-    bn_tensor *e = keep(bn_zeros(BN_SHAPE(0, 2), BN_F32)), *out[4];
+    bn_tensor *e = bnt_keep(bn_zeros(BN_SHAPE(0, 2), BN_F32)), *out[4];
     cr_assert_eq(bn_split(e, 3, 0, out, 4), 1);
-    cr_assert_eq(bn_dim(keep(out[0]), 0), 0);
+    cr_assert_eq(bn_dim(bnt_keep(out[0]), 0), 0);
     cr_assert_eq(bn_split(e, 0, 0, out, 4), 1);
-    keep(out[0]);
+    bnt_keep(out[0]);
     cr_assert_eq(bn_chunk(e, 3, 0, out, 4), 3);
-    for (int i = 0; i < 3; i++) cr_assert_eq(bn_numel(keep(out[i])), 0);
+    for (int i = 0; i < 3; i++) cr_assert_eq(bn_numel(bnt_keep(out[i])), 0);
 }
 
 Test(join, split_pieces_belong_to_the_scope)
@@ -270,7 +256,7 @@ Test(join, split_pieces_belong_to_the_scope)
 
 Test(join, split_family_rejects_bad_input)
 {
-    bn_tensor *x = keep(bn_zeros(BN_SHAPE(5, 2), BN_F32)), *s = keep(bn_scalar(1, BN_F32));
+    bn_tensor *x = bnt_keep(bn_zeros(BN_SHAPE(5, 2), BN_F32)), *s = bnt_keep(bn_scalar(1, BN_F32));
     bn_tensor *out[4] = {x, x, x, x};
     BNT_ASSERT_NO_LEAK({
         cr_assert_eq(bn_split(NULL, 2, 0, out, 4), -1);
@@ -308,25 +294,25 @@ Test(join, split_family_rejects_bad_input)
 Test(join, repeat_matches_torch)
 {
     const char *c = "repeat_2x2";
-    bnt_assert_equal(keep(bn_repeat(ld(c, "x"), BN_SHAPE(2, 2))), ld(c, "out"), c);
+    bnt_assert_equal(bnt_keep(bn_repeat(ld(c, "x"), BN_SHAPE(2, 2))), ld(c, "out"), c);
     c = "repeat_new_dims";
-    bnt_assert_equal(keep(bn_repeat(ld(c, "x"), BN_SHAPE(2, 1, 3))), ld(c, "out"), c);
+    bnt_assert_equal(bnt_keep(bn_repeat(ld(c, "x"), BN_SHAPE(2, 1, 3))), ld(c, "out"), c);
     c = "repeat_zero";
-    bnt_assert_equal(keep(bn_repeat(ld(c, "x"), BN_SHAPE(0, 2))), ld(c, "out"), c);
+    bnt_assert_equal(bnt_keep(bn_repeat(ld(c, "x"), BN_SHAPE(0, 2))), ld(c, "out"), c);
     c = "repeat_scalar";
-    bnt_assert_equal(keep(bn_repeat(ld(c, "x"), BN_SHAPE(2, 3))), ld(c, "out"), c);
+    bnt_assert_equal(bnt_keep(bn_repeat(ld(c, "x"), BN_SHAPE(2, 3))), ld(c, "out"), c);
     c = "repeat_transposed";
-    bn_tensor *xt = keep(bn_transpose(ld(c, "x"), 0, 1));
-    bnt_assert_equal(keep(bn_repeat(xt, BN_SHAPE(2, 2))), ld(c, "out"), c);
+    bn_tensor *xt = bnt_keep(bn_transpose(ld(c, "x"), 0, 1));
+    bnt_assert_equal(bnt_keep(bn_repeat(xt, BN_SHAPE(2, 2))), ld(c, "out"), c);
 }
 
 /* More (repeat, size) pairs than BN_MAX_DIMS dims: the copy loops over tiles. */
 Test(join, repeat_handles_many_dims)
 {
     const char *c = "repeat_5d";
-    bnt_assert_equal(keep(bn_repeat(ld(c, "x"), BN_SHAPE(1, 2, 3, 2, 2, 2))), ld(c, "out"), c);
+    bnt_assert_equal(bnt_keep(bn_repeat(ld(c, "x"), BN_SHAPE(1, 2, 3, 2, 2, 2))), ld(c, "out"), c);
     c = "repeat_8d";
-    bnt_assert_equal(keep(bn_repeat(ld(c, "x"), BN_SHAPE(2, 1, 3, 2, 1, 1, 2, 2))), ld(c, "out"),
+    bnt_assert_equal(bnt_keep(bn_repeat(ld(c, "x"), BN_SHAPE(2, 1, 3, 2, 1, 1, 2, 2))), ld(c, "out"),
                      c);
 }
 
@@ -335,13 +321,13 @@ Test(join, repeat_handles_every_dtype)
     for (int i = 0; i < NDTYPES; i++) {
         char c[64];
         snprintf(c, sizeof c, "repeat_%s", DTYPES[i]);
-        bnt_assert_equal(keep(bn_repeat(ld(c, "x"), BN_SHAPE(1, 3))), ld(c, "out"), c);
+        bnt_assert_equal(bnt_keep(bn_repeat(ld(c, "x"), BN_SHAPE(1, 3))), ld(c, "out"), c);
     }
 }
 
 Test(join, repeat_rejects_bad_input)
 {
-    bn_tensor *x = keep(bn_zeros(BN_SHAPE(2, 3), BN_F32));
+    bn_tensor *x = bnt_keep(bn_zeros(BN_SHAPE(2, 3), BN_F32));
     BNT_ASSERT_NO_LEAK({
         cr_assert_null(bn_repeat(NULL, BN_SHAPE(2)));
         bnt_assert_error(BN_ERR_ARG, "bn_repeat", "NULL", NULL);
@@ -357,9 +343,9 @@ static void check_tri(const char *c, const bn_tensor *x, int64_t d_lower, int64_
 {
     char what[96];
     snprintf(what, sizeof what, "%s tril", c);
-    bnt_assert_equal(keep(bn_tril(x, d_lower)), ld(c, "tril"), what);
+    bnt_assert_equal(bnt_keep(bn_tril(x, d_lower)), ld(c, "tril"), what);
     snprintf(what, sizeof what, "%s triu", c);
-    bnt_assert_equal(keep(bn_triu(x, d_upper)), ld(c, "triu"), what);
+    bnt_assert_equal(bnt_keep(bn_triu(x, d_upper)), ld(c, "triu"), what);
 }
 
 Test(join, tril_triu_match_torch_for_each_diagonal)
@@ -373,7 +359,7 @@ Test(join, tril_triu_match_torch_for_each_diagonal)
 Test(join, tril_triu_batched_and_transposed)
 {
     check_tri("tri_batched", ld("tri_batched", "x"), 1, -1);
-    check_tri("tri_transposed", keep(bn_transpose(ld("tri_transposed", "x"), 0, 1)), 0, 1);
+    check_tri("tri_transposed", bnt_keep(bn_transpose(ld("tri_transposed", "x"), 0, 1)), 0, 1);
 }
 
 Test(join, tril_triu_handle_every_dtype)
@@ -389,8 +375,8 @@ Test(join, tril_triu_handle_every_dtype)
 Test(join, tril_large_matches_reference)
 {
     bn_manual_seed(2);
-    bn_tensor *x = keep(bn_randn(BN_SHAPE(3, 150, 130), BN_F32));
-    bn_tensor *lo = keep(bn_tril(x, -2)), *hi = keep(bn_triu(x, 5));
+    bn_tensor *x = bnt_keep(bn_randn(BN_SHAPE(3, 150, 130), BN_F32));
+    bn_tensor *lo = bnt_keep(bn_tril(x, -2)), *hi = bnt_keep(bn_triu(x, 5));
     const float *xp = bn_tensor_data_f32(x), *lp = bn_tensor_data_f32(lo),
                 *hp = bn_tensor_data_f32(hi);
     for (int64_t b = 0; b < 3; b++)
@@ -404,15 +390,15 @@ Test(join, tril_large_matches_reference)
 
 Test(join, tril_triu_of_empty_matrices)
 {
-    bn_tensor *a = keep(bn_zeros(BN_SHAPE(0, 3), BN_F32)),
-              *b = keep(bn_ones(BN_SHAPE(2, 2, 0), BN_I64));
-    cr_assert(bn_shape_equal(bn_shape_of(keep(bn_tril(a, 0))), BN_SHAPE(0, 3)));
-    cr_assert(bn_shape_equal(bn_shape_of(keep(bn_triu(b, -1))), BN_SHAPE(2, 2, 0)));
+    bn_tensor *a = bnt_keep(bn_zeros(BN_SHAPE(0, 3), BN_F32)),
+              *b = bnt_keep(bn_ones(BN_SHAPE(2, 2, 0), BN_I64));
+    cr_assert(bn_shape_equal(bn_shape_of(bnt_keep(bn_tril(a, 0))), BN_SHAPE(0, 3)));
+    cr_assert(bn_shape_equal(bn_shape_of(bnt_keep(bn_triu(b, -1))), BN_SHAPE(2, 2, 0)));
 }
 
 Test(join, tril_triu_reject_bad_input)
 {
-    bn_tensor *v = keep(bn_zeros(BN_SHAPE(4), BN_F32));
+    bn_tensor *v = bnt_keep(bn_zeros(BN_SHAPE(4), BN_F32));
     BNT_ASSERT_NO_LEAK({
         cr_assert_null(bn_tril(NULL, 0));
         bnt_assert_error(BN_ERR_ARG, "bn_tril", "NULL", NULL);
@@ -429,7 +415,7 @@ Test(join, tril_triu_reject_bad_input)
 static void check_pad(const char *c, const bn_tensor *x, const int64_t *pads, int npads,
                       bn_pad_mode mode, double value)
 {
-    bnt_assert_equal(keep(bn_pad(x, pads, npads, mode, value)), ld(c, "out"), c);
+    bnt_assert_equal(bnt_keep(bn_pad(x, pads, npads, mode, value)), ld(c, "out"), c);
 }
 
 Test(join, pad_matches_torch_in_each_mode)
@@ -465,7 +451,7 @@ Test(join, pad_reflect_and_replicate_wide_pads)
     check_pad("pad_reflect_3d", ld("pad_reflect_3d", "x"), (int64_t[]){4, 3}, 2, BN_PAD_REFLECT, 0);
     check_pad("pad_replicate_3d", ld("pad_replicate_3d", "x"), (int64_t[]){6, 2}, 2,
               BN_PAD_REPLICATE, 0);
-    bn_tensor *xt = keep(bn_transpose(ld("pad_reflect_transposed", "x"), 2, 3));
+    bn_tensor *xt = bnt_keep(bn_transpose(ld("pad_reflect_transposed", "x"), 2, 3));
     check_pad("pad_reflect_transposed", xt, (int64_t[]){2, 1, 1, 2}, 4, BN_PAD_REFLECT, 0);
 }
 
@@ -484,16 +470,16 @@ Test(join, pad_handles_every_dtype)
         check_pad(c, ld(c, "x"), (int64_t[]){2, 3}, 2, BN_PAD_REPLICATE, 0);
     }
     /* reflect / replicate only move values, so integer tensors work too */
-    bn_tensor *xi = keep(bn_to_dtype(ld("pad_reflect_f32", "x"), BN_I64));
-    bn_tensor *got = keep(bn_pad(xi, (int64_t[]){2, 1}, 2, BN_PAD_REFLECT, 0));
-    bn_tensor *want = keep(bn_to_dtype(ld("pad_reflect_f32", "out"), BN_I64));
+    bn_tensor *xi = bnt_keep(bn_to_dtype(ld("pad_reflect_f32", "x"), BN_I64));
+    bn_tensor *got = bnt_keep(bn_pad(xi, (int64_t[]){2, 1}, 2, BN_PAD_REFLECT, 0));
+    bn_tensor *want = bnt_keep(bn_to_dtype(ld("pad_reflect_f32", "out"), BN_I64));
     bnt_assert_equal(got, want, "reflect i64");
 }
 
 Test(join, pad_of_0d_without_pads_copies)
 {
-    bn_tensor *s = keep(bn_scalar(3, BN_F32));
-    bn_tensor *got = keep(bn_pad(s, NULL, 0, BN_PAD_REFLECT, 0));
+    bn_tensor *s = bnt_keep(bn_scalar(3, BN_F32));
+    bn_tensor *got = bnt_keep(bn_pad(s, NULL, 0, BN_PAD_REFLECT, 0));
     cr_assert_eq(bn_ndim(got), 0);
     cr_assert_eq(bn_item(got), 3);
     cr_assert_neq(got, s);
@@ -501,8 +487,8 @@ Test(join, pad_of_0d_without_pads_copies)
 
 Test(join, pad_rejects_bad_input)
 {
-    bn_tensor *x = keep(bn_zeros(BN_SHAPE(1, 3, 4), BN_F32));
-    bn_tensor *e = keep(bn_zeros(BN_SHAPE(2, 0), BN_F32));
+    bn_tensor *x = bnt_keep(bn_zeros(BN_SHAPE(1, 3, 4), BN_F32));
+    bn_tensor *e = bnt_keep(bn_zeros(BN_SHAPE(2, 0), BN_F32));
     BNT_ASSERT_NO_LEAK({
         cr_assert_null(bn_pad(NULL, (int64_t[]){1, 1}, 2, BN_PAD_CONSTANT, 0));
         bnt_assert_error(BN_ERR_ARG, "bn_pad", "t", "NULL", NULL);
