@@ -94,7 +94,12 @@ BN_API bn_tensor *bn_where(const bn_tensor *cond, const bn_tensor *a, const bn_t
 /* x with value where mask (bool, broadcastable to x) is true. */
 BN_API bn_tensor *bn_masked_fill(const bn_tensor *x, const bn_tensor *mask, double value);
 
-/* ---- reductions (dim, or BN_ALL for every dim) ------------------------------------------- */
+/* ---- reductions (dim, or BN_ALL for every dim) -------------------------------------------
+ * sum, prod and cumsum of integers or bool give i64; max/min keep the dtype; argmax/argmin give
+ * i64 (the first extreme; NaN counts as the largest); mean, var, std, softmax and log_softmax
+ * need a float dtype (BN_ERR_DTYPE otherwise, like torch); logsumexp of integers gives f32;
+ * all/any give bool. Floats accumulate in double, in fixed blocks, so the result does not depend
+ * on the thread count. */
 BN_API bn_tensor *bn_sum(const bn_tensor *t, int dim, bool keepdim);
 BN_API bn_tensor *bn_mean(const bn_tensor *t, int dim, bool keepdim);
 BN_API bn_tensor *bn_prod(const bn_tensor *t, int dim, bool keepdim);

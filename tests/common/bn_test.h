@@ -56,10 +56,10 @@ void bnt_assert_no_error(const char *what);
 /* Tensor headers alive now; compare before/after a block (LeakSanitizer checks the rest). */
 long long bnt_live_tensors(void);
 
-#define BNT_ASSERT_NO_LEAK(block)                                                                   \
+#define BNT_ASSERT_NO_LEAK(...)                                                                    \
     do {                                                                                           \
         long long bnt_before_ = bnt_live_tensors();                                                \
-        block;                                                                                     \
+        __VA_ARGS__;                                                                               \
         cr_assert_eq(bnt_live_tensors(), bnt_before_, "leaked %lld tensor(s)",                     \
                      bnt_live_tensors() - bnt_before_);                                            \
     } while (0)
