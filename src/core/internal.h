@@ -17,6 +17,7 @@ typedef struct bn_storage {
     size_t nbytes;
     void (*free_fn)(void *data, void *ctx); /* NULL: the device backend's free */
     void *free_ctx;
+    uint64_t version; /* bumped by every in-place write; autograd checks saved tensors with it */
 } bn_storage;
 
 struct bn_node; /* autograd graph node (autograd/) */
@@ -30,11 +31,21 @@ struct bn_tensor {
     int64_t strides[BN_MAX_DIMS]; /* in elements; may be 0 (broadcast) */
     int64_t offset;               /* in elements, from storage->data */
     bn_storage *storage;
-    /* autograd */
+    /* autograd (autograd/engine.c) */
     bool requires_grad;
-    struct bn_tensor *grad;
-    struct bn_node *grad_fn;
+    bool retains_grad;       /* a non-leaf that keeps its gradient (bn_retain_grad) */
+    struct bn_tensor *grad;  /* accumulated gradient, or NULL */
+    struct bn_node *grad_fn; /* the node that produced this tensor, or NULL for a leaf */
 };
+
+/* Autograd hooks the core needs (autograd/engine.c). */
+void bn__node_release(struct bn_node *n);
+void bn__node_forget_output(struct bn_node *n, const struct bn_tensor *t);
+/* In-place writes bump the storage's version, so autograd can tell a saved tensor changed. */
+void bn__bump_version(struct bn_tensor *t);
+/* Refuses an in-place write to a tensor that requires grad while grad mode is on (it would
+ * corrupt the graph), naming fn. */
+bool bn__check_inplace(const char *fn, const struct bn_tensor *t);
 
 /* ---- errors ------------------------------------------------------------------------------- */
 /* Sets the per-thread error (printf-style message) and returns code / NULL. */

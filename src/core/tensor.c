@@ -130,7 +130,10 @@ void bn_release(bn_tensor *t)
     if (!t) return;
     if (__atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) != 0) return;
     bn_release(t->grad);
-    /* grad_fn is owned by autograd/; it releases through its own hook when it lands */
+    if (t->grad_fn) {
+        bn__node_forget_output(t->grad_fn, t);
+        bn__node_release(t->grad_fn);
+    }
     storage_release(t->storage);
     __atomic_sub_fetch(&live_tensors, 1, __ATOMIC_RELAXED);
     free(t);
@@ -351,10 +354,14 @@ double bn_get(const bn_tensor *t, const int64_t *index)
     return bn__load_f64(buf, t->dtype);
 }
 
+void bn__bump_version(bn_tensor *t) { __atomic_add_fetch(&t->storage->version, 1, __ATOMIC_RELAXED); }
+
 bn_status bn_set(bn_tensor *t, const int64_t *index, double v)
 {
     int64_t off;
     BN_CHECK_NULL_STATUS("bn_set", t);
+    if (!bn__check_inplace("bn_set", t)) return bn_error_code();
+    bn__bump_version(t);
     if (!index && t->ndim > 0) return bn__null_arg_status("bn_set", "index");
     if (!element_offset("bn_set", t, index, &off)) return bn_error_code();
     size_t es = bn_dtype_size(t->dtype);

@@ -95,6 +95,7 @@ bn_status bn_copy_(bn_tensor *dst, const bn_tensor *src)
     BN_CHECK_NULL_STATUS("bn_copy_", dst);
     BN_CHECK_NULL_STATUS("bn_copy_", src);
     if (!bn__same_device("bn_copy_", dst, src)) return bn_error_code();
+    if (!bn__check_inplace("bn_copy_", dst)) return bn_error_code();
     int64_t shape[BN_MAX_DIMS];
     int nd;
     if (!bn__broadcast_shapes("bn_copy_", dst->shape, dst->ndim, src->shape, src->ndim, shape,
@@ -121,6 +122,7 @@ bn_status bn_copy_(bn_tensor *dst, const bn_tensor *src)
     }
     const bn_backend *be = bn__backend("bn_copy_", dst->storage->device);
     bn_tview sv = bn__tview(s), dv = bn__tview(dst);
+    bn__bump_version(dst);
     bn_status st = be->copy(&sv, &dv);
     bn_release(s);
     return st;
@@ -129,6 +131,8 @@ bn_status bn_copy_(bn_tensor *dst, const bn_tensor *src)
 bn_status bn_fill_(bn_tensor *dst, double v)
 {
     BN_CHECK_NULL_STATUS("bn_fill_", dst);
+    if (!bn__check_inplace("bn_fill_", dst)) return bn_error_code();
+    bn__bump_version(dst);
     const bn_backend *be = bn__backend("bn_fill_", dst->storage->device);
     if (!be) return bn_error_code();
     bn_tview dv = bn__tview(dst);

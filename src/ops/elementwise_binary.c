@@ -12,6 +12,7 @@
  *     and the result wrapped back to the tensor's dtype, which for + - * is torch's wrapping.
  * Integer remainder by zero is an error (torch raises ZeroDivisionError), as is an integer
  * tensor raised to a negative integer scalar power. Kernels: the backend's `binary` slot. */
+#include "autograd/grad.h"
 #include "backend/backend.h"
 
 #include <math.h>
@@ -75,7 +76,7 @@ static bn_tensor *binary(const char *fn, bn_binary_op op, const bn_tensor *a, co
     bn_dtype ct = bn__result_type(a, b);
     if (op == BN_BINARY_DIV) ct = bn__float_result(ct);
     if (!check_bool_operands(fn, op, ct)) return NULL;
-    return bn__out(run_binary(fn, op, a, b, ct));
+    return bn__out(bn__grad_binary(op, a, b, run_binary(fn, op, a, b, ct)));
 }
 
 bn_tensor *bn_add(const bn_tensor *a, const bn_tensor *b)

@@ -11,6 +11,7 @@
  *   softmax, log_softmax  floats only
  *   max, min              keep the dtype; argmax/argmin -> i64 (not bool, as in torch)
  *   all, any              bool for every input dtype */
+#include "autograd/grad.h"
 #include "backend/backend.h"
 
 #include <stdio.h>
@@ -123,7 +124,7 @@ static bn_tensor *reduce_dim(const char *fn, const bn_tensor *t, bn_reduce_op op
 {
     uint32_t mask;
     if (!dim_mask(fn, t, dim, &mask)) return NULL;
-    return bn__out(reduce_into(fn, t, op, mask, keepdim, out_dt, 0));
+    return bn__out(bn__grad_reduce(op, t, mask, 0, reduce_into(fn, t, op, mask, keepdim, out_dt, 0)));
 }
 
 static bn_dtype sum_dtype(bn_dtype dt) { return is_intlike(dt) ? BN_I64 : dt; }
@@ -153,8 +154,9 @@ bn_tensor *bn_sum_dims(const bn_tensor *t, const int *dims, int ndims, bool keep
     uint32_t mask;
     BN_CHECK_NULL("bn_sum_dims", t);
     if (!dims_mask("bn_sum_dims", t, dims, ndims, &mask)) return NULL;
-    return bn__out(
-        reduce_into("bn_sum_dims", t, BN_REDUCE_SUM, mask, keepdim, sum_dtype(t->dtype), 0));
+    return bn__out(bn__grad_reduce(
+        BN_REDUCE_SUM, t, mask, 0,
+        reduce_into("bn_sum_dims", t, BN_REDUCE_SUM, mask, keepdim, sum_dtype(t->dtype), 0)));
 }
 
 bn_tensor *bn_mean_dims(const bn_tensor *t, const int *dims, int ndims, bool keepdim)

@@ -45,6 +45,20 @@ void bnt_assert_values(const bn_tensor *got, const double *want, int64_t n, doub
 double bnt_rtol(bn_dtype dt);
 double bnt_atol(bn_dtype dt);
 
+/* ---- gradients ----------------------------------------------------------------------------------
+ * Checks autograd against central finite differences in float64. fn computes an output from the
+ * inputs (plain ops, owned by the open scope — bnt_gradcheck opens one around each call). The
+ * inputs must be contiguous f64 leaves that require grad; fn may make views of them. The check
+ * differentiates sum(fn(inputs) * W) for a fixed random W, so every output element counts. */
+typedef bn_tensor *(*bnt_fn)(void *ctx, bn_tensor *const *inputs, int n);
+void bnt_gradcheck(const char *what, bnt_fn fn, void *ctx, bn_tensor *const *inputs, int n);
+/* The same with explicit step and tolerance (|analytic - numeric| <= tol * (1 + |numeric|)). */
+void bnt_gradcheck_ex(const char *what, bnt_fn fn, void *ctx, bn_tensor *const *inputs, int n,
+                      double eps, double tol);
+/* A contiguous f64 leaf of the given shape with values uniform in [lo, hi) that requires grad
+ * (new reference, not registered with a scope). */
+bn_tensor *bnt_param(bn_shape s, double lo, double hi);
+
 /* ---- errors -------------------------------------------------------------------------------- */
 /* The current error has this code and its message contains every given substring (NULL ends
  * the list); clears the error afterwards. */
