@@ -178,6 +178,104 @@ BN_API bn_tensor *bn_argsort(const bn_tensor *t, int dim, bool descending);
 /* i64 tensor of shape t.shape + [num_classes]; num_classes <= 0 infers max + 1. */
 BN_API bn_tensor *bn_one_hot(const bn_tensor *t, int64_t num_classes);
 
+/* ---- neural-network functions (differentiable; modules in nn.h wrap them) ------------------ */
+/* x @ w^T + b: x (..., in), w (out, in), b (out) or NULL. */
+BN_API bn_tensor *bn_linear(const bn_tensor *x, const bn_tensor *w, const bn_tensor *b);
+
+/* Zero means the default: stride 1, padding 0, dilation 1, groups 1, output_padding 0.
+ * same = true pads so the output has the input's spatial size (stride 1 only), like
+ * padding='same' in PyTorch. */
+typedef struct bn_conv_opts {
+    int64_t stride, padding, dilation, groups, output_padding;
+    bool same;
+} bn_conv_opts;
+/* x (N, C, L), w (O, C/groups, K), b (O) or NULL → (N, O, L') */
+BN_API bn_tensor *bn_conv1d(const bn_tensor *x, const bn_tensor *w, const bn_tensor *b,
+                            bn_conv_opts o);
+/* x (N, C, H, W), w (O, C/groups, KH, KW), b (O) or NULL → (N, O, H', W') */
+BN_API bn_tensor *bn_conv2d(const bn_tensor *x, const bn_tensor *w, const bn_tensor *b,
+                            bn_conv_opts o);
+/* x (N, C, H, W), w (C, O/groups, KH, KW), b (O) or NULL → (N, O, H', W') */
+BN_API bn_tensor *bn_conv_transpose2d(const bn_tensor *x, const bn_tensor *w, const bn_tensor *b,
+                                      bn_conv_opts o);
+
+/* Zero means the default: stride = kernel, padding 0, dilation 1, floor mode, and (for average
+ * pooling) padding counted in the divisor like PyTorch's count_include_pad=True. */
+typedef struct bn_pool_opts {
+    int64_t stride, padding, dilation;
+    bool ceil_mode;
+    bool exclude_padding; /* avg pooling: divide by the elements inside the input only */
+} bn_pool_opts;
+/* x (N, C, H, W) or (C, H, W), square kernel */
+BN_API bn_tensor *bn_max_pool2d(const bn_tensor *x, int64_t kernel, bn_pool_opts o);
+BN_API bn_tensor *bn_avg_pool2d(const bn_tensor *x, int64_t kernel, bn_pool_opts o);
+BN_API bn_tensor *bn_adaptive_avg_pool2d(const bn_tensor *x, int64_t out_h, int64_t out_w);
+
+/* x (N, C, ...). Training: normalises with the batch statistics and, when running_mean/var are
+ * given, updates them in place (momentum like PyTorch, unbiased variance); eval: uses them.
+ * weight/bias (C) may be NULL. */
+BN_API bn_tensor *bn_batch_norm(const bn_tensor *x, bn_tensor *running_mean, bn_tensor *running_var,
+                                const bn_tensor *weight, const bn_tensor *bias, bool training,
+                                double momentum, double eps);
+/* Normalises over the last normalized_ndim dims; weight/bias have those dims' shape or NULL. */
+BN_API bn_tensor *bn_layer_norm(const bn_tensor *x, int normalized_ndim, const bn_tensor *weight,
+                                const bn_tensor *bias, double eps);
+BN_API bn_tensor *bn_rms_norm(const bn_tensor *x, int normalized_ndim, const bn_tensor *weight,
+                              double eps);
+/* x (N, C, ...), C divisible by groups; weight/bias (C) or NULL. */
+BN_API bn_tensor *bn_group_norm(const bn_tensor *x, int64_t groups, const bn_tensor *weight,
+                                const bn_tensor *bias, double eps);
+/* Zeroes each element with probability p and scales the rest by 1/(1-p) when training; the
+ * identity otherwise. Draws from the thread's Philox generator. */
+BN_API bn_tensor *bn_dropout(const bn_tensor *x, double p, bool training);
+/* Rows of weight (num, dim) picked by integer indices (any shape) → indices.shape + [dim]. */
+BN_API bn_tensor *bn_embedding(const bn_tensor *weight, const bn_tensor *indices);
+
+/* ---- losses ----------------------------------------------------------------------------------- */
+typedef enum bn_reduction { BN_REDUCTION_MEAN = 0, BN_REDUCTION_SUM, BN_REDUCTION_NONE } bn_reduction;
+
+typedef struct bn_loss_opts {
+    bn_reduction reduction;
+    double beta; /* smooth_l1 / huber threshold (0: 1.0) */
+} bn_loss_opts;
+BN_API bn_tensor *bn_mse_loss(const bn_tensor *input, const bn_tensor *target, bn_loss_opts o);
+BN_API bn_tensor *bn_l1_loss(const bn_tensor *input, const bn_tensor *target, bn_loss_opts o);
+BN_API bn_tensor *bn_smooth_l1_loss(const bn_tensor *input, const bn_tensor *target,
+                                    bn_loss_opts o);
+BN_API bn_tensor *bn_huber_loss(const bn_tensor *input, const bn_tensor *target, bn_loss_opts o);
+
+typedef struct bn_ce_opts {
+    bn_reduction reduction;
+    double label_smoothing;   /* in [0, 1] */
+    const bn_tensor *weight;  /* per-class weights (C) or NULL */
+    bool use_ignore_index;    /* targets equal to ignore_index contribute nothing */
+    int64_t ignore_index;
+} bn_ce_opts;
+/* logits (N, C) or (N, C, d1, …); target: class indices (N) / (N, d1, …) as i64, or
+ * probabilities with logits' shape (float). */
+BN_API bn_tensor *bn_cross_entropy(const bn_tensor *logits, const bn_tensor *target, bn_ce_opts o);
+/* log_probs (N, C, …), target class indices. label_smoothing is not used. */
+BN_API bn_tensor *bn_nll_loss(const bn_tensor *log_probs, const bn_tensor *target, bn_ce_opts o);
+
+typedef struct bn_bce_opts {
+    bn_reduction reduction;
+    const bn_tensor *weight;     /* broadcast to the input, or NULL */
+    const bn_tensor *pos_weight; /* with logits: weight of positive examples per class, or NULL */
+} bn_bce_opts;
+BN_API bn_tensor *bn_binary_cross_entropy(const bn_tensor *probs, const bn_tensor *target,
+                                          bn_bce_opts o);
+BN_API bn_tensor *bn_binary_cross_entropy_with_logits(const bn_tensor *logits,
+                                                      const bn_tensor *target, bn_bce_opts o);
+/* KL(target || input) with input as log-probabilities, like torch.nn.functional.kl_div;
+ * log_target: target is given as log-probabilities. BN_REDUCTION_MEAN averages over every
+ * element (PyTorch's 'mean'); batchmean is sum / N. */
+typedef struct bn_kl_opts {
+    bn_reduction reduction;
+    bool batchmean;
+    bool log_target;
+} bn_kl_opts;
+BN_API bn_tensor *bn_kl_div(const bn_tensor *input, const bn_tensor *target, bn_kl_opts o);
+
 #ifdef __cplusplus
 }
 #endif

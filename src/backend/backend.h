@@ -178,6 +178,10 @@ typedef struct bn_backend {
     /* out = x with elements above (tril) or below (triu) the diagonal zeroed, over the last two
      * dims. */
     bn_status (*tri)(const bn_tview *x, const bn_tview *out, int64_t diagonal, bool upper);
+
+    /* ---- neural-network kernel families, each a table of its own ---- */
+    const struct bn_backend_conv *conv; /* convolution and pooling (backend_conv.h) */
+    const struct bn_backend_nn *nn;     /* norms, dropout, embedding (backend_nn.h) */
 } bn_backend;
 
 /* The backend for a device; NULL with BN_ERR_DEVICE (naming fn) when it is not available. */

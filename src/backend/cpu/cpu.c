@@ -46,6 +46,8 @@ static const bn_backend cpu_backend = {
     .sort = bn_cpu_sort,
     .topk = bn_cpu_topk,
     .tri = bn_cpu_tri,
+    .conv = &bn_cpu_conv,
+    .nn = &bn_cpu_nn,
 };
 
 const bn_backend *bn__cpu_backend(void) { return &cpu_backend; }

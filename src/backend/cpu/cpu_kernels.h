@@ -36,5 +36,9 @@ bn_status bn_cpu_sort(const bn_tview *x, int dim, bool descending, const bn_tvie
 bn_status bn_cpu_topk(const bn_tview *x, int64_t k, int dim, bool largest, const bn_tview *values,
                       const bn_tview *indices);
 bn_status bn_cpu_tri(const bn_tview *x, const bn_tview *out, int64_t diagonal, bool upper);
+/* conv.c / pool.c: the conv family's table (backend_conv.h) */
+extern const struct bn_backend_conv bn_cpu_conv;
+/* nn.c: the norm/dropout/embedding family's table (backend_nn.h) */
+extern const struct bn_backend_nn bn_cpu_nn;
 
 #endif
