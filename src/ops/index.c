@@ -6,6 +6,7 @@
  * element), index no larger than the input in every dim but `dim`, and no larger than src in
  * any dim. Index values are checked by the kernels (only they see the data); their message is
  * prefixed here with the public function's name. */
+#include "autograd/grad_shape.h"
 #include "backend/backend.h"
 
 #include <string.h>
@@ -77,7 +78,7 @@ bn_tensor *bn_index_select(const bn_tensor *t, int dim, const bn_tensor *index)
             return NULL;
         }
     }
-    return bn__out(out);
+    return bn__out(bn__grad_index_select(t, d, index, out));
 }
 
 /* ---- gather / scatter shape rules ---------------------------------------------------------- */
@@ -125,7 +126,7 @@ bn_tensor *bn_gather(const bn_tensor *t, int dim, const bn_tensor *index)
             return NULL;
         }
     }
-    return bn__out(out);
+    return bn__out(bn__grad_gather(t, d, index, out));
 }
 
 static bn_tensor *scatter_op(const char *fn, bn_scatter_op op, const bn_tensor *t, int dim,
@@ -166,7 +167,7 @@ static bn_tensor *scatter_op(const char *fn, bn_scatter_op op, const bn_tensor *
         bn_release(out);
         return NULL;
     }
-    return bn__out(out);
+    return bn__out(bn__grad_scatter(op, t, d, index, src, out));
 }
 
 bn_tensor *bn_scatter(const bn_tensor *t, int dim, const bn_tensor *index, const bn_tensor *src)
@@ -216,6 +217,30 @@ static bn_status sort_into(const char *fn, const bn_tensor *t, int d, int64_t k,
     return BN_OK;
 }
 
+/* sort_into, then the values' autograd node (which needs the indices even when the caller
+ * does not want them), then registration of what the caller asked for. */
+static bn_status sorted_result(const char *fn, const bn_tensor *t, int d, int64_t k, bool flag,
+                               bn_tensor **values, bn_tensor **indices)
+{
+    bn_tensor *ix = NULL;
+    bool need_ix = indices || (values && bn__grad_needed1(t));
+    bn_status st = sort_into(fn, t, d, k, flag, values, need_ix ? &ix : NULL);
+    if (st != BN_OK) return st;
+    if (values) {
+        *values = bn__grad_sorted(k < 0 ? "SortBackward" : "TopkBackward", t, d, ix, *values);
+        if (!*values) {
+            bn_release(ix);
+            return bn_error_code();
+        }
+        bn__out(*values);
+    }
+    if (indices)
+        *indices = bn__out(ix);
+    else
+        bn_release(ix);
+    return BN_OK;
+}
+
 bn_status bn_sort(const bn_tensor *t, int dim, bool descending, bn_tensor **values,
                   bn_tensor **indices)
 {
@@ -225,11 +250,7 @@ bn_status bn_sort(const bn_tensor *t, int dim, bool descending, bn_tensor **valu
     BN_CHECK_NULL_STATUS(fn, t);
     int d;
     if (!bn__norm_dim(fn, "dim", dim, t->ndim, &d)) return BN_ERR_ARG;
-    bn_status st = sort_into(fn, t, d, -1, descending, values, indices);
-    if (st != BN_OK) return st;
-    if (values) bn__out(*values);
-    if (indices) bn__out(*indices);
-    return BN_OK;
+    return sorted_result(fn, t, d, -1, descending, values, indices);
 }
 
 bn_tensor *bn_argsort(const bn_tensor *t, int dim, bool descending)
@@ -258,11 +279,7 @@ bn_status bn_topk(const bn_tensor *t, int64_t k, int dim, bool largest, bn_tenso
                          "bn_topk: k %lld is out of range for dim %d of size %lld "
                          "(expected 0..%lld)",
                          (long long)k, dim, (long long)n, (long long)n);
-    bn_status st = sort_into(fn, t, d, k, largest, values, indices);
-    if (st != BN_OK) return st;
-    if (values) bn__out(*values);
-    if (indices) bn__out(*indices);
-    return BN_OK;
+    return sorted_result(fn, t, d, k, largest, values, indices);
 }
 
 /* ---- one_hot -------------------------------------------------------------------------------- */

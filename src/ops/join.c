@@ -5,6 +5,7 @@
  * views of a fresh output (cat, stack, repeat, constant pad), its `index_select` (reflect and
  * replicate pad), its `fill` and its `tri`. Zero-copy views that need no data (reshape, slice,
  * …) live in ops/shape.c. */
+#include "autograd/grad_shape.h"
 #include "backend/backend.h"
 
 #include <string.h>
@@ -112,7 +113,7 @@ bn_tensor *bn_cat(bn_tensor *const *ts, int n, int dim)
                                   i);
         if (ref < 0) ref = i;
     }
-    if (ref < 0) return bn__out(bn__empty((int64_t[]){0}, 1, dt, dev));
+    if (ref < 0) return bn__out(bn__grad_cat(ts, n, 0, bn__empty((int64_t[]){0}, 1, dt, dev)));
     int d, nd = ts[ref]->ndim;
     int64_t shape[BN_MAX_DIMS];
     if (!bn__norm_dim(fn, "dim", dim, nd, &d)) return NULL;
@@ -131,7 +132,7 @@ bn_tensor *bn_cat(bn_tensor *const *ts, int n, int dim)
         }
         at += t->shape[d];
     }
-    return bn__out(out);
+    return bn__out(bn__grad_cat(ts, n, d, out));
 }
 
 /* ---- stack --------------------------------------------------------------------------------- */
@@ -173,7 +174,7 @@ bn_tensor *bn_stack(bn_tensor *const *ts, int n, int dim)
             bn_release(out);
             return NULL;
         }
-    return bn__out(out);
+    return bn__out(bn__grad_stack(ts, n, d, out));
 }
 
 /* ---- split / split_sizes / chunk: views ------------------------------------------------------ */
@@ -195,6 +196,7 @@ static int emit_pieces(const bn_tensor *t, int d, int count, const int64_t *size
         int64_t left = n - start;
         shape[d] = sizes ? sizes[i] : piece < left ? piece : left;
         out[i] = bn__view(t, t->ndim, shape, t->strides, t->offset + start * t->strides[d]);
+        out[i] = bn__grad_slice("SplitBackward", t, d, start, 1, false, out[i]);
         if (!out[i]) {
             for (int k = 0; k < i; k++) bn_release(out[k]);
             clear_out(out, count);
@@ -386,14 +388,16 @@ bn_tensor *bn_repeat(const bn_tensor *t, bn_shape repeats)
     const bn_backend *be = bn__backend(fn, t->storage->device);
     if (!be) return NULL;
     bn_tensor *out = bn__empty(shape, nd, t->dtype, t->storage->device);
-    if (!out || bn__numel(out) == 0) return out ? bn__out(out) : NULL;
-    repeat_plan plan;
-    repeat_make_plan(repeats.dims, in, in_strides, out->strides, nd, &plan);
-    if (repeat_copy(be, out, t, &plan) != BN_OK) {
-        bn_release(out);
-        return NULL;
+    if (!out) return NULL;
+    if (bn__numel(out) > 0) {
+        repeat_plan plan;
+        repeat_make_plan(repeats.dims, in, in_strides, out->strides, nd, &plan);
+        if (repeat_copy(be, out, t, &plan) != BN_OK) {
+            bn_release(out);
+            return NULL;
+        }
     }
-    return bn__out(out);
+    return bn__out(bn__grad_repeat(t, repeats, out));
 }
 
 /* ---- tril / triu --------------------------------------------------------------------------- */
@@ -414,7 +418,7 @@ static bn_tensor *tri_op(const char *fn, const bn_tensor *t, int64_t diagonal, b
             return NULL;
         }
     }
-    return bn__out(out);
+    return bn__out(bn__grad_tri(t, diagonal, upper, out));
 }
 
 bn_tensor *bn_tril(const bn_tensor *t, int64_t diagonal)
@@ -601,6 +605,7 @@ bn_tensor *bn_pad(const bn_tensor *t, const int64_t *pads, int npads, bn_pad_mod
     if (!pad_shape(t, pads, npads, mode, shape, before, after)) return NULL;
     const bn_backend *be = bn__backend(fn, t->storage->device);
     if (!be) return NULL;
-    if (mode == BN_PAD_CONSTANT) return bn__out(pad_constant(be, t, shape, before, after, value));
-    return bn__out(pad_by_index(be, t, shape, before, after, mode));
+    bn_tensor *out = mode == BN_PAD_CONSTANT ? pad_constant(be, t, shape, before, after, value)
+                                             : pad_by_index(be, t, shape, before, after, mode);
+    return bn__out(bn__grad_pad(t, pads, npads, mode, out));
 }

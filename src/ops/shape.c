@@ -2,6 +2,7 @@
  * expand, slice/narrow/select, as_strided. They share storage with their input; reshape copies
  * only when no strides can describe the new shape. Copying shape ops (cat, pad, repeat, …) live
  * in ops/join.c. */
+#include "autograd/grad_shape.h"
 #include "backend/backend.h"
 
 #include <string.h>
@@ -104,7 +105,7 @@ bn_tensor *bn_reshape(const bn_tensor *t, bn_shape s)
     int64_t shape[BN_MAX_DIMS];
     BN_CHECK_NULL("bn_reshape", t);
     if (!infer_shape("bn_reshape", t, s, shape)) return NULL;
-    return bn__out(bn__reshape(t, shape, s.ndim));
+    return bn__out(bn__grad_reshape("ReshapeBackward", t, bn__reshape(t, shape, s.ndim)));
 }
 
 bn_tensor *bn_view(const bn_tensor *t, bn_shape s)
@@ -120,14 +121,16 @@ bn_tensor *bn_view(const bn_tensor *t, bn_shape s)
                               bn__dims_str(t->strides, t->ndim, (char[BN_SHAPE_STR_MAX]){0},
                                            BN_SHAPE_STR_MAX),
                               bn__sshape(s));
-    return bn__out(bn__view(t, s.ndim, shape, strides, t->offset));
+    return bn__out(
+        bn__grad_reshape("ViewBackward", t, bn__view(t, s.ndim, shape, strides, t->offset)));
 }
 
 bn_tensor *bn_flatten(const bn_tensor *t, int start_dim, int end_dim)
 {
     int s, e;
     BN_CHECK_NULL("bn_flatten", t);
-    if (t->ndim == 0) return bn__out(bn__reshape(t, (int64_t[]){1}, 1));
+    if (t->ndim == 0)
+        return bn__out(bn__grad_reshape("FlattenBackward", t, bn__reshape(t, (int64_t[]){1}, 1)));
     if (!bn__norm_dim("bn_flatten", "start_dim", start_dim, t->ndim, &s) ||
         !bn__norm_dim("bn_flatten", "end_dim", end_dim, t->ndim, &e))
         return NULL;
@@ -141,7 +144,7 @@ bn_tensor *bn_flatten(const bn_tensor *t, int start_dim, int end_dim)
     for (int i = s; i <= e; i++) m *= t->shape[i];
     shape[n++] = m;
     for (int i = e + 1; i < t->ndim; i++) shape[n++] = t->shape[i];
-    return bn__out(bn__reshape(t, shape, n));
+    return bn__out(bn__grad_reshape("FlattenBackward", t, bn__reshape(t, shape, n)));
 }
 
 bn_tensor *bn_permute(const bn_tensor *t, const int *dims, int ndims)
@@ -153,16 +156,19 @@ bn_tensor *bn_permute(const bn_tensor *t, const int *dims, int ndims)
                               ndims, bn__tshape(t), t->ndim);
     int64_t shape[BN_MAX_DIMS], strides[BN_MAX_DIMS];
     bool seen[BN_MAX_DIMS] = {0};
+    int perm[BN_MAX_DIMS];
     for (int i = 0; i < ndims; i++) {
         int d;
         if (!bn__norm_dim("bn_permute", "dims[i]", dims[i], t->ndim, &d)) return NULL;
+        perm[i] = d;
         if (seen[d])
             return bn__error_null(BN_ERR_ARG, "bn_permute: dim %d appears twice", dims[i]);
         seen[d] = true;
         shape[i] = t->shape[d];
         strides[i] = t->strides[d];
     }
-    return bn__out(bn__view(t, t->ndim, shape, strides, t->offset));
+    return bn__out(bn__grad_permute("PermuteBackward", t, perm,
+                                    bn__view(t, t->ndim, shape, strides, t->offset)));
 }
 
 bn_tensor *bn_transpose(const bn_tensor *t, int d0, int d1)
@@ -172,9 +178,11 @@ bn_tensor *bn_transpose(const bn_tensor *t, int d0, int d1)
     if (!bn__norm_dim("bn_transpose", "d0", d0, t->ndim, &a) ||
         !bn__norm_dim("bn_transpose", "d1", d1, t->ndim, &b))
         return NULL;
-    if (t->ndim == 0) {
-        return bn__out(bn__view(t, 0, NULL, NULL, t->offset));
-    }
+    int perm[BN_MAX_DIMS];
+    for (int i = 0; i < t->ndim; i++) perm[i] = i == a ? b : i == b ? a : i;
+    if (t->ndim == 0)
+        return bn__out(
+            bn__grad_permute("TransposeBackward", t, perm, bn__view(t, 0, NULL, NULL, t->offset)));
     int64_t shape[BN_MAX_DIMS], strides[BN_MAX_DIMS];
     memcpy(shape, t->shape, sizeof shape);
     memcpy(strides, t->strides, sizeof strides);
@@ -182,7 +190,8 @@ bn_tensor *bn_transpose(const bn_tensor *t, int d0, int d1)
     shape[b] = t->shape[a];
     strides[a] = t->strides[b];
     strides[b] = t->strides[a];
-    return bn__out(bn__view(t, t->ndim, shape, strides, t->offset));
+    return bn__out(bn__grad_permute("TransposeBackward", t, perm,
+                                    bn__view(t, t->ndim, shape, strides, t->offset)));
 }
 
 bn_tensor *bn_squeeze(const bn_tensor *t, int dim)
@@ -198,7 +207,8 @@ bn_tensor *bn_squeeze(const bn_tensor *t, int dim)
         strides[n] = t->strides[i];
         n++;
     }
-    return bn__out(bn__view(t, n, shape, strides, t->offset));
+    return bn__out(
+        bn__grad_reshape("SqueezeBackward", t, bn__view(t, n, shape, strides, t->offset)));
 }
 
 bn_tensor *bn_unsqueeze(const bn_tensor *t, int dim)
@@ -226,7 +236,8 @@ bn_tensor *bn_unsqueeze(const bn_tensor *t, int dim)
             j++;
         }
     }
-    return bn__out(bn__view(t, t->ndim + 1, shape, strides, t->offset));
+    return bn__out(bn__grad_reshape("UnsqueezeBackward", t,
+                                    bn__view(t, t->ndim + 1, shape, strides, t->offset)));
 }
 
 bn_tensor *bn__expand(const bn_tensor *t, const int64_t *shape, int ndim)
@@ -277,7 +288,7 @@ static bn_tensor *expand_named(const char *fn, const bn_tensor *t, bn_shape s, b
                                   (long long)want);
         shape[i] = want;
     }
-    return bn__out(bn__expand(t, shape, s.ndim));
+    return bn__out(bn__grad_expand("ExpandBackward", t, bn__expand(t, shape, s.ndim)));
 }
 
 bn_tensor *bn_expand(const bn_tensor *t, bn_shape s) { return expand_named("bn_expand", t, s, 1); }
@@ -306,7 +317,8 @@ bn_tensor *bn_slice(const bn_tensor *t, int dim, int64_t start, int64_t end, int
     memcpy(strides, t->strides, sizeof strides);
     shape[d] = len;
     strides[d] = t->strides[d] * step;
-    return bn__out(bn__view(t, t->ndim, shape, strides, t->offset + start * t->strides[d]));
+    bn_tensor *out = bn__view(t, t->ndim, shape, strides, t->offset + start * t->strides[d]);
+    return bn__out(bn__grad_slice("SliceBackward", t, d, start, step, false, out));
 }
 
 bn_tensor *bn_narrow(const bn_tensor *t, int dim, int64_t start, int64_t length)
@@ -328,7 +340,8 @@ bn_tensor *bn_narrow(const bn_tensor *t, int dim, int64_t start, int64_t length)
     int64_t shape[BN_MAX_DIMS];
     memcpy(shape, t->shape, sizeof shape);
     shape[d] = length;
-    return bn__out(bn__view(t, t->ndim, shape, t->strides, t->offset + start * t->strides[d]));
+    bn_tensor *out = bn__view(t, t->ndim, shape, t->strides, t->offset + start * t->strides[d]);
+    return bn__out(bn__grad_slice("NarrowBackward", t, d, start, 1, false, out));
 }
 
 bn_tensor *bn_select(const bn_tensor *t, int dim, int64_t index)
@@ -351,7 +364,8 @@ bn_tensor *bn_select(const bn_tensor *t, int dim, int64_t index)
         strides[k] = t->strides[i];
         k++;
     }
-    return bn__out(bn__view(t, k, shape, strides, t->offset + index * t->strides[d]));
+    bn_tensor *out = bn__view(t, k, shape, strides, t->offset + index * t->strides[d]);
+    return bn__out(bn__grad_slice("SelectBackward", t, d, index, 1, true, out));
 }
 
 bn_tensor *bn_as_strided(const bn_tensor *t, bn_shape s, const int64_t *strides, int64_t offset)
@@ -380,5 +394,5 @@ bn_tensor *bn_as_strided(const bn_tensor *t, bn_shape s, const int64_t *strides,
                               "storage of %lld elements",
                               bn__sshape(s), (long long)offset, (long long)last,
                               (long long)capacity);
-    return bn__out(bn__view(t, s.ndim, s.dims, strides, offset));
+    return bn__out(bn__grad_as_strided(t, bn__view(t, s.ndim, s.dims, strides, offset)));
 }
