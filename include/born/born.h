@@ -3,6 +3,7 @@
 #ifndef BORN_BORN_H
 #define BORN_BORN_H
 
+#include "born/autograd.h"
 #include "born/info.h"
 #include "born/ops.h"
 #include "born/tensor.h"
