@@ -5,7 +5,9 @@
  *   N-D @ 1-D   b is read as (K, 1) and the 1 is dropped from the result
  *   N-D @ N-D   batched over the leading dims, which broadcast: [2,1,3,4] @ [5,4,6] -> [2,5,3,6]
  * Both operands must have one dtype (no promotion, as in torch); bool is refused. Nothing is
- * copied here: the kernel gets views whose broadcast batch dims have stride 0. */
+ * copied here: the kernel gets views whose broadcast batch dims have stride 0. The derivative
+ * lives in autograd/grad_linalg.c. */
+#include "autograd/grad_reduce.h"
 #include "backend/backend.h"
 
 /* An operand as the kernel sees it: (batch..., rows, cols) with nbd batch dims aligned to the
@@ -110,7 +112,7 @@ bn_tensor *bn_matmul(const bn_tensor *a, const bn_tensor *b)
     if (!be) return NULL;
     bn_tensor *out = bn__empty(shape, nout, a->dtype, a->storage->device);
     if (!out) return NULL;
-    if (bn__numel(out) == 0) return bn__out(out);
+    if (bn__numel(out) == 0) return bn__out(bn__grad_matmul(a, b, out));
 
     /* out as (batch..., M, N): the dropped dims have size 1, so contiguous strides fit */
     bn_tview ov = bn__tview(out);
@@ -124,5 +126,5 @@ bn_tensor *bn_matmul(const bn_tensor *a, const bn_tensor *b)
         bn_release(out);
         return NULL;
     }
-    return bn__out(out);
+    return bn__out(bn__grad_matmul(a, b, out));
 }

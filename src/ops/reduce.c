@@ -10,8 +10,9 @@
  *   logsumexp             integer and bool -> f32 (torch 1.13 does the same)
  *   softmax, log_softmax  floats only
  *   max, min              keep the dtype; argmax/argmin -> i64 (not bool, as in torch)
- *   all, any              bool for every input dtype */
-#include "autograd/grad.h"
+ *   all, any              bool for every input dtype
+ * Float results go through their autograd hook (autograd/grad_reduce.h) before they return. */
+#include "autograd/grad_reduce.h"
 #include "backend/backend.h"
 
 #include <stdio.h>
@@ -124,7 +125,8 @@ static bn_tensor *reduce_dim(const char *fn, const bn_tensor *t, bn_reduce_op op
 {
     uint32_t mask;
     if (!dim_mask(fn, t, dim, &mask)) return NULL;
-    return bn__out(bn__grad_reduce(op, t, mask, 0, reduce_into(fn, t, op, mask, keepdim, out_dt, 0)));
+    return bn__out(
+        bn__grad_reduce(op, t, mask, 0, reduce_into(fn, t, op, mask, keepdim, out_dt, 0)));
 }
 
 static bn_dtype sum_dtype(bn_dtype dt) { return is_intlike(dt) ? BN_I64 : dt; }
@@ -154,9 +156,9 @@ bn_tensor *bn_sum_dims(const bn_tensor *t, const int *dims, int ndims, bool keep
     uint32_t mask;
     BN_CHECK_NULL("bn_sum_dims", t);
     if (!dims_mask("bn_sum_dims", t, dims, ndims, &mask)) return NULL;
-    return bn__out(bn__grad_reduce(
-        BN_REDUCE_SUM, t, mask, 0,
-        reduce_into("bn_sum_dims", t, BN_REDUCE_SUM, mask, keepdim, sum_dtype(t->dtype), 0)));
+    return bn__out(bn__grad_reduce(BN_REDUCE_SUM, t, mask, 0,
+                                   reduce_into("bn_sum_dims", t, BN_REDUCE_SUM, mask, keepdim,
+                                               sum_dtype(t->dtype), 0)));
 }
 
 bn_tensor *bn_mean_dims(const bn_tensor *t, const int *dims, int ndims, bool keepdim)
@@ -165,7 +167,9 @@ bn_tensor *bn_mean_dims(const bn_tensor *t, const int *dims, int ndims, bool kee
     BN_CHECK_NULL("bn_mean_dims", t);
     if (!dims_mask("bn_mean_dims", t, dims, ndims, &mask)) return NULL;
     if (!need_float("bn_mean_dims", t)) return NULL;
-    return bn__out(reduce_into("bn_mean_dims", t, BN_REDUCE_MEAN, mask, keepdim, t->dtype, 0));
+    return bn__out(bn__grad_reduce(BN_REDUCE_MEAN, t, mask, 0,
+                                   reduce_into("bn_mean_dims", t, BN_REDUCE_MEAN, mask, keepdim,
+                                               t->dtype, 0)));
 }
 
 /* ---- max, min, argmax, argmin ------------------------------------------------------------- */
@@ -175,7 +179,8 @@ static bn_tensor *extreme(const char *fn, const bn_tensor *t, bn_reduce_op op, i
     uint32_t mask;
     if (!dim_mask(fn, t, dim, &mask)) return NULL;
     if (!need_nonempty(fn, t, dim, mask)) return NULL;
-    return bn__out(reduce_into(fn, t, op, mask, keepdim, t->dtype, 0));
+    return bn__out(
+        bn__grad_extreme(op, t, dim, mask, reduce_into(fn, t, op, mask, keepdim, t->dtype, 0)));
 }
 
 bn_tensor *bn_max(const bn_tensor *t, int dim, bool keepdim)
@@ -237,7 +242,8 @@ static bn_tensor *spread(const char *fn, const bn_tensor *t, bn_reduce_op op, in
     uint32_t mask;
     if (!need_float(fn, t)) return NULL;
     if (!dim_mask(fn, t, dim, &mask)) return NULL;
-    return bn__out(reduce_into(fn, t, op, mask, keepdim, t->dtype, correction));
+    return bn__out(bn__grad_reduce(op, t, mask, correction,
+                                   reduce_into(fn, t, op, mask, keepdim, t->dtype, correction)));
 }
 
 bn_tensor *bn_var(const bn_tensor *t, int dim, int correction, bool keepdim)
@@ -263,7 +269,7 @@ bn_tensor *bn_logsumexp(const bn_tensor *t, int dim, bool keepdim)
     if (!x) return NULL;
     bn_tensor *r = reduce_into("bn_logsumexp", x, BN_REDUCE_LOGSUMEXP, mask, keepdim, x->dtype, 0);
     bn_release(x);
-    return bn__out(r);
+    return bn__out(bn__grad_reduce(BN_REDUCE_LOGSUMEXP, t, mask, 0, r));
 }
 
 /* ---- all, any ----------------------------------------------------------------------------- */
@@ -299,7 +305,9 @@ static bn_tensor *along_dim(const char *fn, const bn_tensor *t, int dim, bn_dtyp
         bn_release(out);
         return NULL;
     }
-    return bn__out(out);
+    static const bn_along_grad grad_op[] = {BN_ALONG_GRAD_CUMSUM, BN_ALONG_GRAD_SOFTMAX,
+                                            BN_ALONG_GRAD_LOG_SOFTMAX};
+    return bn__out(bn__grad_along(grad_op[op], t, d, out));
 }
 
 bn_tensor *bn_cumsum(const bn_tensor *t, int dim)
