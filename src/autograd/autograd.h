@@ -91,7 +91,8 @@ void bn__node_release(bn_node *n);
  * scope, like a public op). */
 bn_tensor *bn__sum_to_shape(const bn_tensor *grad, bn_shape s);
 
-/* The engine's grad-mode override while it runs rules; returns the previous mode. */
+/* The engine's grad-mode override while it runs rules: pass BN_GRAD_ON/OFF/FOLLOW, get back the
+ * previous state, and pass that back to restore it. bn_no_grad_begin inside still disables. */
 enum { BN_GRAD_FOLLOW = -1, BN_GRAD_OFF = 0, BN_GRAD_ON = 1 };
 int bn__grad_override(int mode);
 

@@ -12,10 +12,12 @@
 #include <string.h>
 
 /* ---- grad mode (per thread) ---------------------------------------------------------------
- * Users nest bn_no_grad_begin/end; the engine overrides that while it runs a rule (off, or on
- * for create_graph and for a checkpoint's recompute) and puts the override back afterwards. */
+ * Users nest bn_no_grad_begin/end. The engine overrides the mode while it runs a rule (off, or
+ * on for create_graph and for a checkpoint's recompute); a bn_no_grad_begin inside an override
+ * still turns grad off, since the override applies at the depth where it was set. */
 static _Thread_local int tl_no_grad_depth;
 static _Thread_local int tl_override = BN_GRAD_FOLLOW;
+static _Thread_local int tl_override_depth;
 
 void bn_no_grad_begin(void) { tl_no_grad_depth++; }
 void bn_no_grad_end(void)
@@ -28,14 +30,22 @@ void bn_no_grad_end(void)
 }
 bool bn_grad_enabled(void)
 {
-    return tl_override == BN_GRAD_FOLLOW ? tl_no_grad_depth == 0 : tl_override == BN_GRAD_ON;
+    if (tl_override == BN_GRAD_FOLLOW) return tl_no_grad_depth == 0;
+    return tl_override == BN_GRAD_ON && tl_no_grad_depth <= tl_override_depth;
 }
 
-int bn__grad_override(int mode)
+/* A saved state packs (override, depth) into one int >= 3; plain modes are -1, 0 and 1. */
+int bn__grad_override(int mode_or_saved)
 {
-    int was = tl_override;
-    tl_override = mode;
-    return was;
+    int saved = (tl_override + 1) + 3 * (tl_override_depth + 1);
+    if (mode_or_saved >= 3) {
+        tl_override = mode_or_saved % 3 - 1;
+        tl_override_depth = mode_or_saved / 3 - 1;
+    } else {
+        tl_override = mode_or_saved;
+        tl_override_depth = tl_no_grad_depth;
+    }
+    return saved;
 }
 
 bool bn__check_inplace(const char *fn, const bn_tensor *t)

@@ -262,3 +262,26 @@ Test(autograd, sum_and_mean_match_finite_differences)
     bnt_gradcheck("reductions", reductions, NULL, &x, 1);
     bn_release(x);
 }
+
+/* bn_no_grad_begin inside a forced-on region (a checkpoint's recompute) still disables. */
+static bn_tensor *no_grad_inside(void *ctx, bn_tensor *const *in, int n)
+{
+    (void)ctx;
+    (void)n;
+    bn_no_grad_begin();
+    bool off = !bn_grad_enabled();
+    bn_no_grad_end();
+    cr_assert(off, "no-grad inside a checkpoint must disable grad");
+    return bn_mul(in[0], in[0]);
+}
+
+Test(autograd, no_grad_nests_inside_engine_overrides)
+{
+    bn_scope_begin();
+    bn_tensor *x = vec((double[]){3}, 1, true);
+    bn_tensor *y = bn_checkpoint(no_grad_inside, NULL, &x, 1);
+    cr_assert_eq(bn_backward(bn_sum(y, BN_ALL, false)), BN_OK, "%s", bn_error_message());
+    bnt_assert_values(bn_grad(x), (double[]){6}, 1, 0, "d x^2");
+    cr_assert(bn_grad_enabled());
+    bn_scope_end();
+}
