@@ -5,6 +5,8 @@
 
 #include "born/autograd.h"
 #include "born/info.h"
+#include "born/nn.h"
+#include "born/optim.h"
 #include "born/ops.h"
 #include "born/tensor.h"
 
