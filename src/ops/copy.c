@@ -1,4 +1,7 @@
-/* ops/copy.c — conversions and copies: contiguous, clone, to_dtype, tensor_to, copy_, fill_. */
+/* ops/copy.c — conversions and copies: contiguous, clone, to_dtype, tensor_to, copy_, fill_.
+ * The copying conversions record a node (the gradient flows back unchanged, cast to the input's
+ * dtype); when they return their input itself they record nothing. */
+#include "autograd/grad_elementwise.h"
 #include "backend/backend.h"
 
 /* Copies src into a fresh contiguous tensor of dtype dt on src's device. */
@@ -38,13 +41,15 @@ bn_tensor *bn__to_dtype(const bn_tensor *t, bn_dtype dt)
 bn_tensor *bn_contiguous(const bn_tensor *t)
 {
     BN_CHECK_NULL("bn_contiguous", t);
-    return bn__out(bn__contiguous(t));
+    bn_tensor *out = bn__contiguous(t);
+    if (out && out != t) out = bn__grad_copy("CloneBackward", t, out);
+    return bn__out(out);
 }
 
 bn_tensor *bn_clone(const bn_tensor *t)
 {
     BN_CHECK_NULL("bn_clone", t);
-    return bn__out(copy_as("bn_clone", t, t->dtype));
+    return bn__out(bn__grad_copy("CloneBackward", t, copy_as("bn_clone", t, t->dtype)));
 }
 
 bn_tensor *bn_to_dtype(const bn_tensor *t, bn_dtype dt)
@@ -52,7 +57,9 @@ bn_tensor *bn_to_dtype(const bn_tensor *t, bn_dtype dt)
     BN_CHECK_NULL("bn_to_dtype", t);
     if (!bn__dtype_valid(dt))
         return bn__error_null(BN_ERR_DTYPE, "bn_to_dtype: dt %d is not a valid dtype", (int)dt);
-    return bn__out(bn__to_dtype(t, dt));
+    bn_tensor *out = bn__to_dtype(t, dt);
+    if (out && out != t) out = bn__grad_copy("ToCopyBackward", t, out);
+    return bn__out(out);
 }
 
 bn_tensor *bn_tensor_to(const bn_tensor *t, bn_device d)
@@ -87,7 +94,7 @@ bn_tensor *bn_tensor_to(const bn_tensor *t, bn_device d)
         bn_release(out);
         return NULL;
     }
-    return bn__out(out);
+    return bn__out(bn__grad_copy("ToCopyBackward", t, out));
 }
 
 bn_status bn_copy_(bn_tensor *dst, const bn_tensor *src)

@@ -12,7 +12,7 @@
  *     and the result wrapped back to the tensor's dtype, which for + - * is torch's wrapping.
  * Integer remainder by zero is an error (torch raises ZeroDivisionError), as is an integer
  * tensor raised to a negative integer scalar power. Kernels: the backend's `binary` slot. */
-#include "autograd/grad.h"
+#include "autograd/grad_elementwise.h"
 #include "backend/backend.h"
 
 #include <math.h>
@@ -238,7 +238,7 @@ static bn_tensor *binary_scalar(const char *fn, bn_binary_op op, const bn_tensor
         if (!ac) return NULL;
         bn_tensor *out = run_binary(fn, BN_BINARY_MUL, ac, ac, ct);
         bn_release(ac);
-        return bn__out(out);
+        return bn__out(bn__grad_binary_scalar(op, a, s, scalar_first, out));
     }
     /* an integral scalar beyond the integer dtype: work in i64, wrap back to ct at the end */
     bn_dtype work = int_compute && ct != BN_I64 && int_side(ct, s) != 0 ? BN_I64 : ct;
@@ -252,7 +252,7 @@ static bn_tensor *binary_scalar(const char *fn, bn_binary_op op, const bn_tensor
         bn_release(out);
         out = narrow;
     }
-    return bn__out(out);
+    return bn__out(bn__grad_binary_scalar(op, a, s, scalar_first, out));
 }
 
 bn_tensor *bn_add_scalar(const bn_tensor *a, double s)

@@ -6,6 +6,7 @@
  * silu, softplus); neg, abs, relu, sign, floor, ceil and round keep the dtype (floor/ceil/round
  * of an integer is the identity); clamp promotes with its bounds like a Python scalar; bool
  * inputs are refused where torch refuses them. Kernels: the backend's `unary` slot. */
+#include "autograd/grad_elementwise.h"
 #include "backend/backend.h"
 
 #include <math.h>
@@ -40,7 +41,7 @@ static bn_tensor *float_op(const char *fn, bn_unary_op op, const bn_tensor *x,
                            const bn_unary_params *p)
 {
     BN_CHECK_NULL(fn, x);
-    return bn__out(run_unary(fn, op, x, bn__float_result(x->dtype), p));
+    return bn__out(bn__grad_unary(op, x, p, run_unary(fn, op, x, bn__float_result(x->dtype), p)));
 }
 
 /* Ops that keep x's dtype and that torch refuses on bool (neg, abs, relu, floor, ceil, round). */
@@ -57,7 +58,7 @@ static bn_tensor *keep_dtype_op(const char *fn, bn_unary_op op, const bn_tensor 
                               fn, bn__tshape(x), fn);
     }
     bn_unary_params p = {0};
-    return bn__out(run_unary(fn, op, x, x->dtype, &p));
+    return bn__out(bn__grad_unary(op, x, &p, run_unary(fn, op, x, x->dtype, &p)));
 }
 
 static const bn_unary_params no_params;
@@ -120,7 +121,8 @@ bn_tensor *bn_softplus(const bn_tensor *x, double beta, double threshold)
 bn_tensor *bn_sign(const bn_tensor *x)
 {
     BN_CHECK_NULL("bn_sign", x);
-    return bn__out(run_unary("bn_sign", BN_UNARY_SIGN, x, x->dtype, &no_params));
+    bn_tensor *out = run_unary("bn_sign", BN_UNARY_SIGN, x, x->dtype, &no_params);
+    return bn__out(bn__grad_unary(BN_UNARY_SIGN, x, &no_params, out));
 }
 
 /* logical_not reads any dtype (nonzero, NaN included, is true) and writes bool */
@@ -138,7 +140,7 @@ static bn_tensor *clamp_named(const char *fn, const bn_tensor *x, bn_unary_param
     bn_dtype dt = x->dtype;
     if (p.has_lo) dt = bn_promote_types(dt, bn__promote_scalar(x->dtype, p.lo));
     if (p.has_hi) dt = bn_promote_types(dt, bn__promote_scalar(x->dtype, p.hi));
-    return bn__out(run_unary(fn, BN_UNARY_CLAMP, x, dt, &p));
+    return bn__out(bn__grad_unary(BN_UNARY_CLAMP, x, &p, run_unary(fn, BN_UNARY_CLAMP, x, dt, &p)));
 }
 
 bn_tensor *bn_clamp(const bn_tensor *x, double lo, double hi)

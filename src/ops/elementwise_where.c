@@ -1,6 +1,7 @@
 /* ops/elementwise_where.c — selection: where (cond ? a : b) and masked_fill, both broadcasting
  * over all their tensor arguments like PyTorch. cond and mask must be bool. Kernel: the backend's
  * `where` slot. */
+#include "autograd/grad_elementwise.h"
 #include "backend/backend.h"
 
 #include <float.h>
@@ -61,7 +62,7 @@ bn_tensor *bn_where(const bn_tensor *cond, const bn_tensor *a, const bn_tensor *
                               "bn_where: cond %s, a %s and b %s cannot be broadcast together",
                               bn__tshape(cond), bn__tshape(a), bn__tshape(b));
     bn_dtype dt = bn__result_type(a, b);
-    return bn__out(run_where(fn, cond, a, b, dt, shape, nd));
+    return bn__out(bn__grad_where(cond, a, b, run_where(fn, cond, a, b, dt, shape, nd)));
 }
 
 /* Whether v can be stored in dt without overflow; PyTorch refuses the same values. Integers
@@ -101,5 +102,5 @@ bn_tensor *bn_masked_fill(const bn_tensor *x, const bn_tensor *mask, double valu
     if (!v) return NULL;
     bn_tensor *out = run_where(fn, mask, v, x, x->dtype, shape, nd);
     bn_release(v);
-    return bn__out(out);
+    return bn__out(bn__grad_masked_fill(x, mask, out));
 }
