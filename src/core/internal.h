@@ -86,7 +86,8 @@ bool bn__norm_dim(const char *fn, const char *arg, int dim, int ndim, int *out);
 /* ---- scopes ------------------------------------------------------------------------------- */
 /* Every public function that returns a new tensor passes it through bn__out(): the innermost
  * open scope takes it, unless registration is suspended (library code calling public ops
- * brackets that with bn__scope_suspend/resume and releases its temporaries itself). */
+ * brackets that with bn__scope_suspend/resume and releases its temporaries itself). A scope
+ * opened while suspended registers normally. */
 bn_tensor *bn__out(bn_tensor *t);
 void bn__scope_suspend(void);
 void bn__scope_resume(void);

@@ -11,6 +11,10 @@ typedef struct scope {
 
 static _Thread_local scope *tl_scopes;
 static _Thread_local int tl_depth, tl_cap;
+/* Suspension applies to the scopes open when it began: a scope opened after bn__scope_suspend
+ * (a module's forward run by library code, say) registers as usual. */
+#define BN_SUSPEND_MAX 64
+static _Thread_local int tl_suspend_at[BN_SUSPEND_MAX];
 static _Thread_local int tl_suspended;
 
 int bn_scope_depth(void) { return tl_depth; }
@@ -63,7 +67,8 @@ static bool scope_push(scope *s, bn_tensor *t)
 
 bn_tensor *bn__out(bn_tensor *t)
 {
-    if (!t || tl_depth == 0 || tl_suspended) return t;
+    if (!t || tl_depth == 0) return t;
+    if (tl_suspended && tl_depth <= tl_suspend_at[tl_suspended - 1]) return t;
     if (!scope_push(&tl_scopes[tl_depth - 1], t)) {
         bn_release(t);
         return bn__error_null(BN_ERR_OOM, "scope: out of memory registering a tensor");
@@ -71,7 +76,12 @@ bn_tensor *bn__out(bn_tensor *t)
     return t;
 }
 
-void bn__scope_suspend(void) { tl_suspended++; }
+void bn__scope_suspend(void)
+{
+    BN_ASSERT(tl_suspended < BN_SUSPEND_MAX);
+    tl_suspend_at[tl_suspended++] = tl_depth;
+}
+
 void bn__scope_resume(void)
 {
     BN_ASSERT(tl_suspended > 0);

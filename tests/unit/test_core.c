@@ -599,3 +599,21 @@ Test(core, large_copies_are_identical_for_one_and_two_threads)
     cr_skip("built without OpenMP");
 #endif
 }
+
+/* Library code suspends registration, then runs user-style code that opens its own scope. */
+Test(core, scope_opened_inside_a_suspension_still_owns_its_tensors)
+{
+    long long before = bnt_live_tensors();
+    bn_scope_begin();
+    bn__scope_suspend();
+    bn_tensor *mine = bn_zeros(BN_SHAPE(2), BN_F32); /* not registered: released by hand */
+    bn_scope_begin();
+    bn_tensor *tmp = bn_ones(BN_SHAPE(3), BN_F32); /* registered with the inner scope */
+    (void)tmp;
+    bn_scope_end();
+    cr_assert_eq(bnt_live_tensors(), before + 1);
+    bn__scope_resume();
+    bn_release(mine);
+    bn_scope_end();
+    cr_assert_eq(bnt_live_tensors(), before);
+}
