@@ -3,11 +3,13 @@
 #ifndef BORN_BORN_H
 #define BORN_BORN_H
 
+#include "born/data.h"
 #include "born/autograd.h"
 #include "born/info.h"
-#include "born/nn.h"
 #include "born/optim.h"
+#include "born/nn.h"
 #include "born/ops.h"
 #include "born/tensor.h"
+#include "born/train.h"
 
 #endif
