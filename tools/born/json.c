@@ -2,6 +2,8 @@
  * where commas go; the caller pairs begin/end and keys with values. */
 #include "json.h"
 
+#include <math.h>
+
 json_writer json_writer_make(FILE *f) { return (json_writer){.f = f}; }
 
 /* Before any value or key: a comma when the open container already has an item. */
@@ -120,6 +122,15 @@ void json_int(json_writer *w, long long v)
 {
     before_item(w);
     fprintf(w->f, "%lld", v);
+}
+
+void json_number(json_writer *w, double v)
+{
+    before_item(w);
+    if (!isfinite(v)) /* JSON has no NaN or infinity */
+        fputs("null", w->f);
+    else
+        fprintf(w->f, "%.10g", v);
 }
 
 void json_bool(json_writer *w, bool v)

@@ -7,8 +7,6 @@
 
 #include <string.h>
 
-extern const cli_cmd cli_cmd_train, cli_cmd_eval; /* cmd_train.c, cmd_eval.c */
-
 /* Adding a subcommand is one line here (and its cmd_<name>.c). */
 static const cli_cmd *const commands[] = {
     &cli_cmd_info,

@@ -31,12 +31,7 @@ int tc_fail(const char *cmd, const char *fmt, ...)
 void tc_json_number(json_writer *w, const char *key, double v)
 {
     json_key(w, key);
-    w->after_key = false;
-    if (!isfinite(v)) {
-        fputs("null", w->f);
-        return;
-    }
-    fprintf(w->f, "%.10g", v);
+    json_number(w, v);
 }
 
 /* An integer option in [lo, hi]; *ok false after printing a usage error. */
