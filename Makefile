@@ -9,7 +9,10 @@ ifeq ($(CI),true)
   CMAKE_ARGS += -DBORN_WERROR=ON
 endif
 
-.PHONY: all test demo bench sanitize deps format clean install help configure
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 15
+
+.PHONY: all test demo bench sanitize fuzz deps format clean install help configure
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -21,9 +24,10 @@ configure:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
 	  $(CMAKE_ARGS) > $(BUILD).configure.log || { cat $(BUILD).configure.log; exit 1; }
 
-## test: install test dependencies, build, run every CPU test; ends with CTest's summary line
+## test: install test dependencies, build, a short fuzz pass, every CPU test; ends with CTest's summary
 test:
 	@bash scripts/deps.sh test
+	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory all
 	cd $(BUILD) && ctest --output-on-failure --no-tests=error -j $(JOBS)
 
@@ -46,6 +50,16 @@ sanitize:
 	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure --no-tests=error -j $(JOBS)
 
+## fuzz: build the libFuzzer targets (clang, ASan + UBSan) and run each for FUZZ_SECONDS
+fuzz:
+	@bash scripts/deps.sh test
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBORN_FUZZ=ON -DBORN_SANITIZE=ON \
+	  -DBORN_BUILD_TESTS=OFF $(CMAKE_ARGS) > $(FUZZ_BUILD).configure.log \
+	  || { cat $(FUZZ_BUILD).configure.log; exit 1; }
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target born_static
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 ## deps: install the Debian packages for building, testing and the reference scripts
 deps:
 	bash scripts/deps.sh all
@@ -59,7 +73,7 @@ install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)
 
 help:
 	@grep -E '^## ' Makefile | sed 's/^## /  make /'
