@@ -9,7 +9,7 @@
 set -euo pipefail
 
 target=${1:-all}
-build_pkgs=(build-essential cmake pkg-config libomp-dev zlib1g-dev)
+build_pkgs=(build-essential cmake pkg-config libomp-dev zlib1g-dev libjansson-dev libssl-dev)
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev)
 refs_pkgs=(python3-torch python3-numpy)
 data_pkgs=(dataset-fashion-mnist)
