@@ -234,6 +234,17 @@ void bnt_assert_close(const bn_tensor *got, const bn_tensor *want, double rtol, 
     }
 }
 
+void bnt_expect_fixture(fx_file *f, const char *case_name, const char *name, bn_tensor *got)
+{
+    bn_tensor *want = fx_tensor(f, case_name, name);
+    char what[160];
+    snprintf(what, sizeof what, "%s %s", case_name, name);
+    bn_dtype dt = bn_dtype_of(want);
+    bnt_assert_close(got, want, bnt_rtol(dt), bnt_atol(dt), what);
+    bn_release(want);
+    bn_release(got);
+}
+
 void bnt_assert_equal(const bn_tensor *got, const bn_tensor *want, const char *what)
 {
     bnt_assert_close(got, want, 0.0, 0.0, what);
@@ -293,3 +304,34 @@ void bnt_release_kept(void)
 
 const char *const bnt_dtype_names[BN_DTYPE_COUNT] = {"f32", "f64", "f16", "bf16", "i8",
                                                      "u8",  "i32", "i64", "bool"};
+
+char *bnt_cpuinfo_flags(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return NULL;
+    char *line = NULL, *flags = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        const char *v = strchr(line, ':');
+        if (strncmp(line, "flags", 5) != 0 || !v) continue;
+        flags = strdup(v); /* ": fpu vme …\n" */
+        cr_assert_not_null(flags);
+        flags[0] = ' ';
+        flags[strcspn(flags, "\n")] = ' ';
+        break;
+    }
+    free(line);
+    fclose(f);
+    return flags;
+}
+
+bool bnt_has_word(const char *text, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = strstr(text, word); p; p = strstr(p + 1, word)) {
+        bool starts = p == text || p[-1] == ' ' || p[-1] == '\n';
+        bool ends = p[n] == ' ' || p[n] == '\n' || p[n] == '\0';
+        if (starts && ends) return true;
+    }
+    return false;
+}

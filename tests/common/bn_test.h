@@ -41,6 +41,9 @@ void bnt_assert_equal(const bn_tensor *got, const bn_tensor *want, const char *w
 /* Values only (shape must match), comparing against a C array of doubles. */
 void bnt_assert_values(const bn_tensor *got, const double *want, int64_t n, double tol,
                        const char *what);
+/* got against tensor `name` of `case_name` in f, with the expected dtype's default tolerance;
+ * releases got. */
+void bnt_expect_fixture(fx_file *f, const char *case_name, const char *name, bn_tensor *got);
 /* Default tolerances for comparing with PyTorch in a given dtype. */
 double bnt_rtol(bn_dtype dt);
 double bnt_atol(bn_dtype dt);
@@ -65,6 +68,13 @@ bn_tensor *bnt_param(bn_shape s, double lo, double hi);
 void bnt_assert_error(bn_status code, const char *substr, ...);
 /* No error is pending. */
 void bnt_assert_no_error(const char *what);
+
+/* ---- the machine ------------------------------------------------------------------------------- */
+/* The "flags" line of /proc/cpuinfo (x86), padded with spaces; NULL when there is none. Caller
+ * frees. */
+char *bnt_cpuinfo_flags(void);
+/* word appears in text as a whole word (separated by spaces, newlines or the ends). */
+bool bnt_has_word(const char *text, const char *word);
 
 /* ---- leaks ----------------------------------------------------------------------------------- */
 /* Tensor headers alive now; compare before/after a block (LeakSanitizer checks the rest). */

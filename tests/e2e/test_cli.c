@@ -116,40 +116,6 @@ static void run_result_free(run_result *r)
     free(r->err);
 }
 
-/* ---- /proc/cpuinfo -------------------------------------------------------------------------- */
-
-/* " flag1 flag2 … " from the first flags line, or NULL (not x86 Linux). Caller frees. */
-static char *cpuinfo_flags(void)
-{
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return NULL;
-    char *line = NULL, *flags = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0) {
-        const char *v = strchr(line, ':');
-        if (strncmp(line, "flags", 5) != 0 || !v) continue;
-        flags = strdup(v);
-        cr_assert_not_null(flags);
-        flags[0] = ' ';
-        flags[strcspn(flags, "\n")] = ' ';
-        break;
-    }
-    free(line);
-    fclose(f);
-    return flags;
-}
-
-static bool has_word(const char *text, const char *word)
-{
-    size_t n = strlen(word);
-    for (const char *p = strstr(text, word); p; p = strstr(p + 1, word)) {
-        bool starts = p == text || p[-1] == ' ' || p[-1] == '\n';
-        bool ends = p[n] == ' ' || p[n] == '\n' || p[n] == '\0';
-        if (starts && ends) return true;
-    }
-    return false;
-}
-
 /* ---- born info ----------------------------------------------------------------------------- */
 
 Test(cli, info_prints_version_build_features_and_backends)
@@ -170,7 +136,7 @@ Test(cli, info_prints_version_build_features_and_backends)
     bn_cpu_features f = bn_cpu_features_detect();
     for (int i = 0; i < BN_CPU_FEATURE_COUNT; i++) {
         const char *name = bn_cpu_feature_name(i);
-        cr_expect_eq(has_word(r.out, name), bn_cpu_feature_has(&f, i), "feature %s in:\n%s", name,
+        cr_expect_eq(bnt_has_word(r.out, name), bn_cpu_feature_has(&f, i), "feature %s in:\n%s", name,
                      r.out);
     }
     run_result_free(&r);
@@ -238,7 +204,7 @@ Test(cli, info_json_is_one_valid_object_with_build_cpu_backends_threads)
 
 Test(cli, info_json_features_agree_with_proc_cpuinfo)
 {
-    char *flags = cpuinfo_flags();
+    char *flags = bnt_cpuinfo_flags();
     if (!flags) cr_skip("no x86 flags line in /proc/cpuinfo");
     jv root = parse_info_json(NULL);
     const jv *features = jv_get(jv_get(&root, "cpu"), "features");
@@ -247,9 +213,9 @@ Test(cli, info_json_features_agree_with_proc_cpuinfo)
                                       "f16c",        "avx512f",  "avx512bw",    "avx512vl",
                                       "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile"};
     for (size_t i = 0; i < sizeof x86 / sizeof x86[0]; i++)
-        cr_expect_eq(jv_array_has_string(features, x86[i]), has_word(flags, x86[i]),
+        cr_expect_eq(jv_array_has_string(features, x86[i]), bnt_has_word(flags, x86[i]),
                      "%s: born %d, /proc/cpuinfo %d", x86[i], jv_array_has_string(features, x86[i]),
-                     has_word(flags, x86[i]));
+                     bnt_has_word(flags, x86[i]));
     cr_expect(!jv_array_has_string(features, "neon") && !jv_array_has_string(features, "sve"));
     jv_free(&root);
     free(flags);

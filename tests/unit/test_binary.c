@@ -60,18 +60,6 @@ static const struct {
 };
 #define N_SCALAR (sizeof SCALAR / sizeof SCALAR[0])
 
-/* got against tensor `name` of `case_name` with the expected dtype's tolerance; releases got */
-static void expect_fixture(fx_file *f, const char *case_name, const char *name, bn_tensor *got)
-{
-    bn_tensor *want = fx_tensor(f, case_name, name);
-    char what[160];
-    snprintf(what, sizeof what, "%s %s", case_name, name);
-    bn_dtype dt = bn_dtype_of(want);
-    bnt_assert_close(got, want, bnt_rtol(dt), bnt_atol(dt), what);
-    bn_release(want);
-    bn_release(got);
-}
-
 /* a [2, 3, 4] op b [4] for every op (bool skips sub, pow and remainder, which it refuses) */
 static void every_op_matches(const char *case_name, bool is_bool)
 {
@@ -83,7 +71,7 @@ static void every_op_matches(const char *case_name, bool is_bool)
             const char *n = BINARY[i].name;
             if (is_bool && (!strcmp(n, "sub") || !strcmp(n, "pow") || !strcmp(n, "remainder")))
                 continue;
-            expect_fixture(f, case_name, n, BINARY[i].fn(a, b));
+            bnt_expect_fixture(f, case_name, n, BINARY[i].fn(a, b));
         }
     });
     bnt_assert_no_error(case_name);
@@ -109,12 +97,12 @@ Test(binary, broadcasts_3x1_with_1x4_and_with_a_0d_tensor)
     const char *c = "broadcast.3x1_1x4";
     bn_tensor *a = fx_tensor(f, c, "a"), *b = fx_tensor(f, c, "b");
     BNT_ASSERT_NO_LEAK({
-        expect_fixture(f, c, "add", bn_add(a, b));
-        expect_fixture(f, c, "mul", bn_mul(a, b));
+        bnt_expect_fixture(f, c, "add", bn_add(a, b));
+        bnt_expect_fixture(f, c, "mul", bn_mul(a, b));
         bn_tensor *aa = bn_abs(a);
-        expect_fixture(f, c, "pow", bn_pow(aa, b));
+        bnt_expect_fixture(f, c, "pow", bn_pow(aa, b));
         bn_release(aa);
-        expect_fixture(f, c, "lt", bn_lt(a, b));
+        bnt_expect_fixture(f, c, "lt", bn_lt(a, b));
     });
     bn_release(b);
     bn_release(a);
@@ -122,8 +110,8 @@ Test(binary, broadcasts_3x1_with_1x4_and_with_a_0d_tensor)
     a = fx_tensor(f, c, "a");
     b = fx_tensor(f, c, "b");
     cr_assert_eq(bn_ndim(b), 0);
-    expect_fixture(f, c, "sub", bn_sub(a, b));
-    expect_fixture(f, c, "rsub", bn_sub(b, a));
+    bnt_expect_fixture(f, c, "sub", bn_sub(a, b));
+    bnt_expect_fixture(f, c, "rsub", bn_sub(b, a));
     bn_release(b);
     bn_release(a);
     fx_close(f);
@@ -147,15 +135,15 @@ Test(binary, mixed_dtypes_promote_like_torch)
     T(f64b);
 #undef T
     BNT_ASSERT_NO_LEAK({
-        expect_fixture(f, c, "i32_add_f32", bn_add(i32, f32));
-        expect_fixture(f, c, "i8_add_u8", bn_add(i8, u8)); /* i32: born has no i16 */
-        expect_fixture(f, c, "h_mul_bf", bn_mul(h, bf));   /* f32 */
-        expect_fixture(f, c, "bo_add_i64", bn_add(bo, i64));
-        expect_fixture(f, c, "i64_div_i64", bn_div(i64, i64b)); /* true division in f32 */
-        expect_fixture(f, c, "bo_div_bo", bn_div(bo, bo));
-        expect_fixture(f, c, "i32_lt_f32", bn_lt(i32, f32));
-        expect_fixture(f, c, "i64_remainder_i32", bn_remainder(i64, i32b));
-        expect_fixture(f, c, "h_add_f64", bn_add(h, f64b));
+        bnt_expect_fixture(f, c, "i32_add_f32", bn_add(i32, f32));
+        bnt_expect_fixture(f, c, "i8_add_u8", bn_add(i8, u8)); /* i32: born has no i16 */
+        bnt_expect_fixture(f, c, "h_mul_bf", bn_mul(h, bf));   /* f32 */
+        bnt_expect_fixture(f, c, "bo_add_i64", bn_add(bo, i64));
+        bnt_expect_fixture(f, c, "i64_div_i64", bn_div(i64, i64b)); /* true division in f32 */
+        bnt_expect_fixture(f, c, "bo_div_bo", bn_div(bo, bo));
+        bnt_expect_fixture(f, c, "i32_lt_f32", bn_lt(i32, f32));
+        bnt_expect_fixture(f, c, "i64_remainder_i32", bn_remainder(i64, i32b));
+        bnt_expect_fixture(f, c, "h_add_f64", bn_add(h, f64b));
     });
     bn_tensor *all[] = {i32, f32, i8, u8, h, bf, i64, bo, i64b, i32b, f64b};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) bn_release(all[i]);
@@ -169,12 +157,12 @@ Test(binary, transposed_sliced_and_expanded_inputs_match_torch)
     bn_tensor *a = fx_tensor(f, c, "a"), *b = fx_tensor(f, c, "b");
     BNT_ASSERT_NO_LEAK({
         bn_scope_begin();
-        expect_fixture(f, c, "add_t", bn_scope_keep(bn_add(bn_transpose(a, 0, 2), b)));
+        bnt_expect_fixture(f, c, "add_t", bn_scope_keep(bn_add(bn_transpose(a, 0, 2), b)));
         bn_tensor *even = bn_slice(b, 2, 0, 4, 2);
         bn_tensor *odd = bn_slice(b, 2, 1, 4, 2);
-        expect_fixture(f, c, "maximum_slice", bn_scope_keep(bn_maximum(even, odd)));
+        bnt_expect_fixture(f, c, "maximum_slice", bn_scope_keep(bn_maximum(even, odd)));
         bn_tensor *col = bn_expand(bn_slice(a, 1, 0, 1, 1), BN_SHAPE(4, 3, 2));
-        expect_fixture(f, c, "mul_expand", bn_scope_keep(bn_mul(col, a)));
+        bnt_expect_fixture(f, c, "mul_expand", bn_scope_keep(bn_mul(col, a)));
         bn_scope_end();
     });
     bn_release(b);
@@ -205,7 +193,7 @@ Test(binary, scalar_variants_match_torch_and_compare_integers_exactly)
         snprintf(c, sizeof c, "%s", name);
         bn_tensor *a = fx_tensor(f, c, "a");
         double s = fx_scalar(f, c, "s");
-        BNT_ASSERT_NO_LEAK(expect_fixture(f, c, "out", scalar_op(c)(a, s)));
+        BNT_ASSERT_NO_LEAK(bnt_expect_fixture(f, c, "out", scalar_op(c)(a, s)));
         bn_release(a);
         cases++;
     }
@@ -352,7 +340,7 @@ Test(binary, where_broadcasts_and_promotes)
     fx_file *f = fx_open("elementwise.txt");
     const char *c = "where.broadcast";
     bn_tensor *cond = fx_tensor(f, c, "cond"), *a = fx_tensor(f, c, "a"), *b = fx_tensor(f, c, "b");
-    BNT_ASSERT_NO_LEAK(expect_fixture(f, c, "out", bn_where(cond, a, b)));
+    BNT_ASSERT_NO_LEAK(bnt_expect_fixture(f, c, "out", bn_where(cond, a, b)));
     bn_release(b);
     bn_release(a);
     bn_release(cond);
@@ -368,7 +356,7 @@ Test(binary, where_selects_in_every_dtype)
         snprintf(c, sizeof c, "where.%s", names[i]);
         bn_tensor *cond = fx_tensor(f, c, "cond"), *a = fx_tensor(f, c, "a"),
                   *b = fx_tensor(f, c, "b");
-        expect_fixture(f, c, "out", bn_where(cond, a, b));
+        bnt_expect_fixture(f, c, "out", bn_where(cond, a, b));
         /* a transposed view selects the same way */
         bn_tensor *ct = bn_transpose(cond, 0, 1), *at = bn_transpose(a, 0, 1);
         bn_tensor *bt = bn_reshape(b, BN_SHAPE(3, 1));
@@ -394,7 +382,7 @@ Test(binary, masked_fill_matches_torch)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bn_tensor *x = fx_tensor(f, cases[i].c, "x"), *m = fx_tensor(f, cases[i].c, "mask");
         BNT_ASSERT_NO_LEAK(
-            expect_fixture(f, cases[i].c, "out", bn_masked_fill(x, m, cases[i].value)));
+            bnt_expect_fixture(f, cases[i].c, "out", bn_masked_fill(x, m, cases[i].value)));
         bn_release(m);
         bn_release(x);
     }

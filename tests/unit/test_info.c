@@ -19,45 +19,14 @@
 #define COMPILED_WITH_ASAN 0
 #endif
 
-/* The "flags" line of /proc/cpuinfo (x86), padded with spaces so " avx2 " finds a whole word;
- * NULL when there is none. Caller frees. */
-static char *read_cpuinfo_flags(void)
-{
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return NULL;
-    char *line = NULL, *flags = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0) {
-        if (strncmp(line, "flags", 5) != 0) continue;
-        const char *v = strchr(line, ':');
-        if (!v) continue;
-        flags = malloc(strlen(v) + 2);
-        cr_assert_not_null(flags);
-        strcpy(flags, v); /* ": fpu vme …\n" */
-        flags[0] = ' ';
-        flags[strcspn(flags, "\n")] = ' ';
-        break;
-    }
-    free(line);
-    fclose(f);
-    return flags;
-}
-
-static bool has_word(const char *flags, const char *word)
-{
-    char needle[64];
-    snprintf(needle, sizeof needle, " %s ", word);
-    return strstr(flags, needle) != NULL;
-}
-
 Test(info, cpu_features_agree_with_proc_cpuinfo)
 {
-    char *flags = read_cpuinfo_flags();
+    char *flags = bnt_cpuinfo_flags();
     if (!flags) cr_skip("no x86 flags line in /proc/cpuinfo on this machine");
     bn_cpu_features f = bn_cpu_features_detect();
     for (int i = 0; i < BN_CPU_FEATURE_COUNT; i++) {
         const char *name = bn_cpu_feature_name(i);
-        bool want = has_word(flags, name); /* neon and sve never appear on x86 */
+        bool want = bnt_has_word(flags, name); /* neon and sve never appear on x86 */
         cr_expect_eq(bn_cpu_feature_has(&f, i), want, "feature %s: born says %d, cpuinfo says %d",
                      name, bn_cpu_feature_has(&f, i), want);
     }

@@ -58,26 +58,13 @@ static const struct {
 };
 #define N_UNARY (sizeof UNARY / sizeof UNARY[0])
 
-/* got against tensor `name` of `case_name`, with the tolerance of the expected dtype; releases
- * got */
-static void expect_fixture(fx_file *f, const char *case_name, const char *name, bn_tensor *got)
-{
-    bn_tensor *want = fx_tensor(f, case_name, name);
-    char what[160];
-    snprintf(what, sizeof what, "%s %s", case_name, name);
-    bn_dtype dt = bn_dtype_of(want);
-    bnt_assert_close(got, want, bnt_rtol(dt), bnt_atol(dt), what);
-    bn_release(want);
-    bn_release(got);
-}
-
 static void every_op_matches(const char *case_name)
 {
     fx_file *f = fx_open("elementwise.txt");
     bn_tensor *x = fx_tensor(f, case_name, "x");
     BNT_ASSERT_NO_LEAK({
         for (size_t i = 0; i < N_UNARY; i++)
-            expect_fixture(f, case_name, UNARY[i].name, UNARY[i].fn(x));
+            bnt_expect_fixture(f, case_name, UNARY[i].name, UNARY[i].fn(x));
     });
     bnt_assert_no_error(case_name);
     bn_release(x);
@@ -98,12 +85,12 @@ Test(unary, bool_inputs_follow_torch_dtypes)
 {
     fx_file *f = fx_open("elementwise.txt");
     bn_tensor *x = fx_tensor(f, "unary.bool", "x");
-    expect_fixture(f, "unary.bool", "sign", bn_sign(x));
-    expect_fixture(f, "unary.bool", "logical_not", bn_logical_not(x));
-    expect_fixture(f, "unary.bool", "exp", bn_exp(x));
-    expect_fixture(f, "unary.bool", "sigmoid", bn_sigmoid(x));
-    expect_fixture(f, "unary.bool", "clamp_int", bn_clamp(x, 0, 3)); /* i64 */
-    expect_fixture(f, "unary.bool", "clamp", bn_clamp(x, 0.5, 3));   /* f32 */
+    bnt_expect_fixture(f, "unary.bool", "sign", bn_sign(x));
+    bnt_expect_fixture(f, "unary.bool", "logical_not", bn_logical_not(x));
+    bnt_expect_fixture(f, "unary.bool", "exp", bn_exp(x));
+    bnt_expect_fixture(f, "unary.bool", "sigmoid", bn_sigmoid(x));
+    bnt_expect_fixture(f, "unary.bool", "clamp_int", bn_clamp(x, 0, 3)); /* i64 */
+    bnt_expect_fixture(f, "unary.bool", "clamp", bn_clamp(x, 0.5, 3));   /* f32 */
     bn_release(x);
     fx_close(f);
 }
@@ -202,12 +189,12 @@ Test(unary, transposed_and_sliced_inputs_match_torch)
     BNT_ASSERT_NO_LEAK({
         bn_scope_begin();
         bn_tensor *xt = bn_transpose(x, 0, 1);
-        expect_fixture(f, c, "exp_t", bn_scope_keep(bn_exp(xt)));
-        expect_fixture(f, c, "gelu_t", bn_scope_keep(bn_gelu(xt)));
-        expect_fixture(f, c, "relu_slice", bn_scope_keep(bn_relu(bn_slice(x, 1, 1, 6, 2))));
+        bnt_expect_fixture(f, c, "exp_t", bn_scope_keep(bn_exp(xt)));
+        bnt_expect_fixture(f, c, "gelu_t", bn_scope_keep(bn_gelu(xt)));
+        bnt_expect_fixture(f, c, "relu_slice", bn_scope_keep(bn_relu(bn_slice(x, 1, 1, 6, 2))));
         bn_tensor *s = bn_slice(bn_slice(x, 0, 1, 3, 1), 1, 0, 6, 3);
-        expect_fixture(f, c, "tanh_slice", bn_scope_keep(bn_tanh(s)));
-        expect_fixture(f, c, "sigmoid_half_t", bn_scope_keep(bn_sigmoid(bn_transpose(xh, 0, 1))));
+        bnt_expect_fixture(f, c, "tanh_slice", bn_scope_keep(bn_tanh(s)));
+        bnt_expect_fixture(f, c, "sigmoid_half_t", bn_scope_keep(bn_sigmoid(bn_transpose(xh, 0, 1))));
         bn_scope_end();
     });
     bn_release(xh);
