@@ -5,6 +5,7 @@
 
 #include "born/data.h"
 #include "born/autograd.h"
+#include "born/checkpoint.h"
 #include "born/info.h"
 #include "born/io.h"
 #include "born/optim.h"

@@ -373,15 +373,15 @@ static char *write_json_string(const char *s)
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     cr_assert_not_null(f);
-    json_writer w = json_writer_make(f);
-    json_begin_array(&w);
-    json_string(&w, s);
-    json_string(&w, NULL);
-    json_int(&w, -7);
-    json_bool(&w, false);
-    json_begin_object(&w);
-    json_end_object(&w);
-    json_end_array(&w);
+    json_writer w = jw_writer_make(f);
+    jw_begin_array(&w);
+    jw_string(&w, s);
+    jw_string(&w, NULL);
+    jw_int(&w, -7);
+    jw_bool(&w, false);
+    jw_begin_object(&w);
+    jw_end_object(&w);
+    jw_end_array(&w);
     fclose(f);
     return buf;
 }

@@ -324,8 +324,8 @@ Test(cli_train, bad_command_lines_exit_2_with_a_clear_message)
     USAGE_ERROR("--batch must be", "got '0'", "train", "--batch", "0");
     USAGE_ERROR("--lr must be a positive number, got '0'", NULL, "train", "--lr", "0");
     USAGE_ERROR("--optim: unknown name 'adan'", "known: adam", "train", "--optim", "adan");
-    USAGE_ERROR("--out: saving models needs the persistence issue; not available yet", NULL,
-                "train", "--data", TINY, "--out", "model.born");
+    USAGE_ERROR("--out: 'model.txt' must end in .born or .safetensors", NULL, "train", "--data",
+                TINY, "--out", "model.txt");
     USAGE_ERROR("unknown option '--epoch'", "did you mean '--epochs'", "train", "--epoch", "3");
     USAGE_ERROR("--model FILE is required", NULL, "eval");
 }
@@ -339,16 +339,16 @@ Test(cli_train, missing_data_is_a_clear_failure)
     run_result_free(&r);
 }
 
-Test(cli_train, eval_reports_that_loading_is_not_available_yet)
+Test(cli_train, eval_of_a_file_that_is_not_a_model_fails_clearly)
 {
     (void)jv_array_has_string; /* json_dom.h's helper, unused here */
     run_result r = RUN_BORN("eval", "--model", TINY "/t10k-labels-idx1-ubyte.gz", "--data", TINY);
     cr_assert_eq(r.exit_code, 1, "stderr: %s", r.err);
-    cr_assert(strstr(r.err, "loading models needs the formats issue"), "%s", r.err);
+    cr_assert(strstr(r.err, "unknown extension"), "%s", r.err);
     run_result_free(&r);
     r = RUN_BORN("eval", "--model", "/nonexistent.born");
     cr_assert_eq(r.exit_code, 1);
-    cr_assert(strstr(r.err, "cannot open model '/nonexistent.born'"), "%s", r.err);
+    cr_assert(strstr(r.err, "cannot open '/nonexistent.born'"), "%s", r.err);
     run_result_free(&r);
     r = RUN_BORN("--help");
     cr_assert(strstr(r.out, "train ") && strstr(r.out, "eval "), "%s", r.out);

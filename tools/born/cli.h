@@ -62,6 +62,6 @@ int cli_usage_error(const char *help_cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* The subcommands, one file each (cmd_<name>.c). main.c lists them in its table. */
-extern const cli_cmd cli_cmd_info, cli_cmd_train, cli_cmd_eval;
+extern const cli_cmd cli_cmd_info, cli_cmd_train, cli_cmd_eval, cli_cmd_inspect, cli_cmd_convert;
 
 #endif

@@ -93,55 +93,55 @@ static void print_text(const machine_info *m)
 
 static void print_json(const machine_info *m)
 {
-    json_writer w = json_writer_make(stdout);
-    json_begin_object(&w);
-    json_key(&w, "version");
-    json_string(&w, m->build.version);
+    json_writer w = jw_writer_make(stdout);
+    jw_begin_object(&w);
+    jw_key(&w, "version");
+    jw_string(&w, m->build.version);
 
-    json_key(&w, "build");
-    json_begin_object(&w);
-    json_key(&w, "compiler");
-    json_string(&w, m->build.compiler);
-    json_key(&w, "type");
-    json_string(&w, m->build.build_type);
-    json_key(&w, "openmp");
-    json_bool(&w, m->build.openmp);
-    json_key(&w, "sanitize");
-    json_bool(&w, m->build.sanitize);
-    json_end_object(&w);
+    jw_key(&w, "build");
+    jw_begin_object(&w);
+    jw_key(&w, "compiler");
+    jw_string(&w, m->build.compiler);
+    jw_key(&w, "type");
+    jw_string(&w, m->build.build_type);
+    jw_key(&w, "openmp");
+    jw_bool(&w, m->build.openmp);
+    jw_key(&w, "sanitize");
+    jw_bool(&w, m->build.sanitize);
+    jw_end_object(&w);
 
-    json_key(&w, "cpu");
-    json_begin_object(&w);
-    json_key(&w, "model");
-    json_string(&w, m->cpu_model[0] ? m->cpu_model : NULL);
-    json_key(&w, "logical_cores");
-    json_int(&w, m->logical_cores);
-    json_key(&w, "features");
-    json_begin_array(&w);
+    jw_key(&w, "cpu");
+    jw_begin_object(&w);
+    jw_key(&w, "model");
+    jw_string(&w, m->cpu_model[0] ? m->cpu_model : NULL);
+    jw_key(&w, "logical_cores");
+    jw_int(&w, m->logical_cores);
+    jw_key(&w, "features");
+    jw_begin_array(&w);
     for (int i = 0; i < BN_CPU_FEATURE_COUNT; i++)
-        if (bn_cpu_feature_has(&m->features, i)) json_string(&w, bn_cpu_feature_name(i));
-    json_end_array(&w);
-    json_end_object(&w);
+        if (bn_cpu_feature_has(&m->features, i)) jw_string(&w, bn_cpu_feature_name(i));
+    jw_end_array(&w);
+    jw_end_object(&w);
 
-    json_key(&w, "backends");
-    json_begin_array(&w);
+    jw_key(&w, "backends");
+    jw_begin_array(&w);
     for (int i = 0; i < 3; i++) {
-        json_begin_object(&w);
-        json_key(&w, "name");
-        json_string(&w, m->backends[i].name);
-        json_key(&w, "available");
-        json_bool(&w, m->backends[i].available);
+        jw_begin_object(&w);
+        jw_key(&w, "name");
+        jw_string(&w, m->backends[i].name);
+        jw_key(&w, "available");
+        jw_bool(&w, m->backends[i].available);
         if (!m->backends[i].available) {
-            json_key(&w, "reason");
-            json_string(&w, m->backends[i].reason);
+            jw_key(&w, "reason");
+            jw_string(&w, m->backends[i].reason);
         }
-        json_end_object(&w);
+        jw_end_object(&w);
     }
-    json_end_array(&w);
+    jw_end_array(&w);
 
-    json_key(&w, "threads");
-    json_int(&w, m->threads);
-    json_end_object(&w);
+    jw_key(&w, "threads");
+    jw_int(&w, m->threads);
+    jw_end_object(&w);
     fputc('\n', stdout);
 }
 

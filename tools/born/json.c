@@ -4,7 +4,7 @@
 
 #include <math.h>
 
-json_writer json_writer_make(FILE *f) { return (json_writer){.f = f}; }
+json_writer jw_writer_make(FILE *f) { return (json_writer){.f = f}; }
 
 /* Before any value or key: a comma when the open container already has an item. */
 static void before_item(json_writer *w)
@@ -33,10 +33,10 @@ static void end(json_writer *w, char close)
     if (w->depth > 0) w->depth--;
 }
 
-void json_begin_object(json_writer *w) { begin(w, '{'); }
-void json_end_object(json_writer *w) { end(w, '}'); }
-void json_begin_array(json_writer *w) { begin(w, '['); }
-void json_end_array(json_writer *w) { end(w, ']'); }
+void jw_begin_object(json_writer *w) { begin(w, '{'); }
+void jw_end_object(json_writer *w) { end(w, '}'); }
+void jw_begin_array(json_writer *w) { begin(w, '['); }
+void jw_end_array(json_writer *w) { end(w, ']'); }
 
 /* Length of the well-formed UTF-8 sequence at s (1..4), or 0 when it is not one (overlongs,
  * surrogates and code points past U+10FFFF are not). */
@@ -100,7 +100,7 @@ static void write_escaped(FILE *f, const char *str)
     fputc('"', f);
 }
 
-void json_key(json_writer *w, const char *key)
+void jw_key(json_writer *w, const char *key)
 {
     before_item(w);
     write_escaped(w->f, key);
@@ -108,23 +108,23 @@ void json_key(json_writer *w, const char *key)
     w->after_key = true;
 }
 
-void json_string(json_writer *w, const char *s)
+void jw_string(json_writer *w, const char *s)
 {
     if (!s) {
-        json_null(w);
+        jw_null(w);
         return;
     }
     before_item(w);
     write_escaped(w->f, s);
 }
 
-void json_int(json_writer *w, long long v)
+void jw_int(json_writer *w, long long v)
 {
     before_item(w);
     fprintf(w->f, "%lld", v);
 }
 
-void json_number(json_writer *w, double v)
+void jw_number(json_writer *w, double v)
 {
     before_item(w);
     if (!isfinite(v)) /* JSON has no NaN or infinity */
@@ -133,13 +133,13 @@ void json_number(json_writer *w, double v)
         fprintf(w->f, "%.10g", v);
 }
 
-void json_bool(json_writer *w, bool v)
+void jw_bool(json_writer *w, bool v)
 {
     before_item(w);
     fputs(v ? "true" : "false", w->f);
 }
 
-void json_null(json_writer *w)
+void jw_null(json_writer *w)
 {
     before_item(w);
     fputs("null", w->f);

@@ -12,6 +12,8 @@ static const cli_cmd *const commands[] = {
     &cli_cmd_info,
     &cli_cmd_train,
     &cli_cmd_eval,
+    &cli_cmd_inspect,
+    &cli_cmd_convert,
 };
 #define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

@@ -30,8 +30,52 @@ int tc_fail(const char *cmd, const char *fmt, ...)
 /* The same comma logic as json.c's writer (which has no number writer yet). */
 void tc_json_number(json_writer *w, const char *key, double v)
 {
-    json_key(w, key);
-    json_number(w, v);
+    jw_key(w, key);
+    jw_number(w, v);
+}
+
+/* s as a JSON string body (quotes and backslashes escaped, control characters dropped). */
+static void json_escaped(const char *s, char *out, size_t n)
+{
+    size_t k = 0;
+    for (; *s && k + 3 < n; s++) {
+        if (*s == '"' || *s == '\\') out[k++] = '\\';
+        if ((unsigned char)*s >= 0x20) out[k++] = *s;
+    }
+    out[k] = '\0';
+}
+
+void tc_config_json(const train_cfg *c, char *buf, size_t n)
+{
+    char data[512];
+    json_escaped(c->data, data, sizeof data);
+    snprintf(buf, n,
+             "{\"format\":\"born-train\",\"model\":\"%s\",\"data\":\"%s\",\"optim\":\"%s\","
+             "\"lr\":%.17g,\"batch\":%lld,\"seed\":%llu,\"epochs\":%d,\"limit\":%lld}",
+             c->model, data, c->optim, c->lr_used, (long long)c->batch,
+             (unsigned long long)c->seed, c->epochs, (long long)c->limit);
+}
+
+bool tc_config_value(const char *config_json, const char *key, char *out, size_t n)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    const char *p = config_json ? strstr(config_json, pat) : NULL;
+    if (!p) return false;
+    p += strlen(pat);
+    while (*p == ' ' || *p == ':') p++;
+    bool quoted = *p == '"';
+    p += quoted;
+    size_t len = quoted ? strcspn(p, "\"") : strcspn(p, ",}");
+    if ((quoted && p[len] != '"') || len + 1 > n) return false;
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return true;
+}
+
+bool tc_config_model(const char *config_json, char *out, size_t n)
+{
+    return tc_config_value(config_json, "model", out, n);
 }
 
 /* An integer option in [lo, hi]; *ok false after printing a usage error. */

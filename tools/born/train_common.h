@@ -38,6 +38,14 @@ typedef struct tc_session {
 int tc_open(train_cfg *c, tc_session *s, bool training);
 void tc_close(tc_session *s);
 
+/* The run as a JSON object for a saved model's config ("model", "data", "optim", "lr", "batch",
+ * "seed", "epochs", "limit"): born eval rebuilds the architecture from "model". */
+void tc_config_json(const train_cfg *c, char *buf, size_t n);
+/* The "model" string of such a config into out; false when there is none. */
+bool tc_config_model(const char *config_json, char *out, size_t n);
+/* The text of key's value in such a config (a string without its quotes, or a number). */
+bool tc_config_value(const char *config_json, const char *key, char *out, size_t n);
+
 /* Prints "born <cmd>: <message>" to stderr; returns CLI_EXIT_FAILURE. */
 int tc_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 double tc_now(void);
