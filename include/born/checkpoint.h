@@ -58,10 +58,9 @@ BN_API bn_status bn_checkpoint_save(const char *path, const bn_module *m, const 
                                     const bn_sched *s, const bn_checkpoint_info *info);
 /* Restores what bn_checkpoint_save wrote into m (strict), o and s (each may be NULL; when not
  * NULL the file must hold its state, from an optimizer of the same kind over the same shapes),
- * sets the random generator to the saved state and fills info (may be NULL). A schedule is
- * advanced from its current position to the saved one (it must not be ahead), then the saved
- * learning rate is set; ReduceLROnPlateau's patience counters are not saved. Nothing is changed
- * when the file does not match. */
+ * sets the random generator to the saved state and fills info (may be NULL). A schedule gets
+ * its saved state back exactly (bn_sched_set_state: position, rate, ReduceLROnPlateau's best
+ * value and counters). Nothing is changed when the file does not match. */
 BN_API bn_status bn_checkpoint_load(const char *path, bn_module *m, bn_optim *o, bn_sched *s,
                                     bn_checkpoint_info *info);
 

@@ -195,6 +195,18 @@ BN_API bn_status bn_sched_step(bn_sched *s);
 BN_API bn_status bn_sched_step_metric(bn_sched *s, double metric);
 BN_API double bn_sched_get_lr(const bn_sched *s); /* NaN for NULL */
 BN_API int64_t bn_sched_last_epoch(const bn_sched *s);
+/* Everything a schedule carries from step to step, for checkpoints: restoring it continues the
+ * sequence exactly (ReduceLROnPlateau's best value and counters included). */
+typedef struct bn_sched_state {
+    int64_t last_epoch;
+    double lr;
+    double best;          /* ReduceLROnPlateau only */
+    int bad_epochs;       /* ReduceLROnPlateau only */
+    int cooldown_counter; /* ReduceLROnPlateau only */
+} bn_sched_state;
+BN_API bn_sched_state bn_sched_get_state(const bn_sched *s); /* last_epoch -1 for NULL */
+/* Restores s and sets its optimizer's learning rate to st.lr. */
+BN_API bn_status bn_sched_set_state(bn_sched *s, bn_sched_state st);
 BN_API void bn_sched_free(bn_sched *s);
 
 #ifdef __cplusplus

@@ -314,6 +314,34 @@ bn_status bn_sched_step_metric(bn_sched *s, double metric)
 double bn_sched_get_lr(const bn_sched *s) { return s ? s->lr : NAN; }
 int64_t bn_sched_last_epoch(const bn_sched *s) { return s ? s->last_epoch : -1; }
 
+bn_sched_state bn_sched_get_state(const bn_sched *s)
+{
+    if (!s) {
+        bn__null_arg("bn_sched_get_state", "s");
+        return (bn_sched_state){.last_epoch = -1};
+    }
+    return (bn_sched_state){s->last_epoch, s->lr, s->best, s->bad_epochs, s->cooldown_counter};
+}
+
+bn_status bn_sched_set_state(bn_sched *s, bn_sched_state st)
+{
+    BN_CHECK_NULL_STATUS("bn_sched_set_state", s);
+    if (st.last_epoch < 0 || !isfinite(st.lr) || st.lr < 0 || st.bad_epochs < 0 ||
+        st.cooldown_counter < 0)
+        return bn__error(BN_ERR_ARG,
+                         "bn_sched_set_state: last_epoch %lld, lr %g, bad_epochs %d and "
+                         "cooldown_counter %d must be >= 0 (lr finite)",
+                         (long long)st.last_epoch, st.lr, st.bad_epochs, st.cooldown_counter);
+    bn_status r = bn_optim_set_lr(s->opt, st.lr);
+    if (r != BN_OK) return r;
+    s->last_epoch = st.last_epoch;
+    s->lr = st.lr;
+    s->best = st.best;
+    s->bad_epochs = st.bad_epochs;
+    s->cooldown_counter = st.cooldown_counter;
+    return BN_OK;
+}
+
 void bn_sched_free(bn_sched *s)
 {
     if (!s) return;

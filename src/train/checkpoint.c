@@ -91,9 +91,12 @@ static bool fill_metadata(bn_metadata *md, const bn_optim *o, const bn_sched *s,
              meta_i64(md, "optim.steps", bn_optim_step_count(o)) &&
              meta_f64(md, "optim.lr", bn_optim_get_lr(o)) &&
              meta_i64(md, "optim.num_params", bn_optim_num_params(o));
-    if (ok && s)
-        ok = meta_i64(md, "sched.last_epoch", bn_sched_last_epoch(s)) &&
-             meta_f64(md, "sched.lr", bn_sched_get_lr(s));
+    if (ok && s) {
+        bn_sched_state ss = bn_sched_get_state(s);
+        ok = meta_i64(md, "sched.last_epoch", ss.last_epoch) && meta_f64(md, "sched.lr", ss.lr) &&
+             meta_f64(md, "sched.best", ss.best) && meta_i64(md, "sched.bad_epochs", ss.bad_epochs) &&
+             meta_i64(md, "sched.cooldown_counter", ss.cooldown_counter);
+    }
     return ok;
 }
 
@@ -253,14 +256,23 @@ static bn_status restore_optim(const bn_loaded *f, const char *path, bn_optim *o
     return st;
 }
 
-/* Advances s to the saved position; the optimizer's saved rate is set afterwards. */
+/* Puts s exactly where it was saved (position, rate, plateau counters). */
 static bn_status restore_sched(const bn_loaded *f, const char *path, bn_sched *s)
 {
-    int64_t last = 0;
-    bn_status st = meta_int(f, path, "sched.last_epoch", &last);
+    bn_sched_state ss = {0};
+    int64_t bad = 0, cooldown = 0;
+    bn_status st = meta_int(f, path, "sched.last_epoch", &ss.last_epoch);
+    if (st == BN_OK) st = meta_real(f, path, "sched.lr", &ss.lr);
+    if (st == BN_OK) st = meta_real(f, path, "sched.best", &ss.best);
+    if (st == BN_OK) st = meta_int(f, path, "sched.bad_epochs", &bad);
+    if (st == BN_OK) st = meta_int(f, path, "sched.cooldown_counter", &cooldown);
     if (st != BN_OK) return st;
-    for (int64_t e = bn_sched_last_epoch(s); st == BN_OK && e < last; e++) st = bn_sched_step(s);
-    return st;
+    if (bad > INT32_MAX || cooldown > INT32_MAX)
+        return bn__error(BN_ERR_FORMAT, "bn_checkpoint_load: %s: schedule counters out of range",
+                         path);
+    ss.bad_epochs = (int)bad;
+    ss.cooldown_counter = (int)cooldown;
+    return bn_sched_set_state(s, ss);
 }
 
 /* The model's keys and shapes are the file's "model.*" ones (a first, plain message; the strict
@@ -304,12 +316,14 @@ static bn_status check_file(const bn_loaded *f, const char *path, const bn_modul
     bn_status st = check_model(f, path, m);
     if (st == BN_OK && o) st = check_optim(f, path, o);
     if (st == BN_OK && s) {
-        int64_t last = 0;
-        st = meta_int(f, path, "sched.last_epoch", &last);
-        if (st == BN_OK && last < bn_sched_last_epoch(s))
-            st = bn__error(BN_ERR_ARG, CK_LOAD ": %s: the schedule is at step %lld, past the "
-                                       "checkpoint's %lld", path,
-                           (long long)bn_sched_last_epoch(s), (long long)last);
+        /* every field restore_sched needs, checked before anything changes */
+        int64_t i;
+        double x;
+        st = meta_int(f, path, "sched.last_epoch", &i);
+        if (st == BN_OK) st = meta_real(f, path, "sched.lr", &x);
+        if (st == BN_OK) st = meta_real(f, path, "sched.best", &x);
+        if (st == BN_OK) st = meta_int(f, path, "sched.bad_epochs", &i);
+        if (st == BN_OK) st = meta_int(f, path, "sched.cooldown_counter", &i);
     }
     return st; /* the model is checked as it loads: strict, it copies nothing on a mismatch */
 }

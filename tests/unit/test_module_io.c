@@ -244,3 +244,44 @@ Test(checkpoint, load_rejects_files_that_do_not_match_and_changes_nothing)
     unlink(path);
     unlink(plain);
 }
+
+/* ReduceLROnPlateau's best value and counters survive a checkpoint: the resumed schedule cuts
+ * the rate at the same step as the uninterrupted one. */
+Test(checkpoint, plateau_schedule_state_survives_a_checkpoint)
+{
+    const double metrics[] = {1.0, 0.9, 0.95, 0.97, 0.99, 0.98, 0.97, 0.96, 0.99, 1.0};
+    const int n = sizeof metrics / sizeof metrics[0];
+    char path[256];
+    tmp_path(path, sizeof path, "plateau.born");
+    bn_plateau_opts po = {.patience = 2, .factor = 0.5, .cooldown = 1};
+    bn_module *m1 = small_net(1), *m2 = small_net(2);
+    bn_optim *o1 = bn_optim_sgd(m1, (bn_sgd_opts){.lr = 0.1});
+    bn_optim *o2 = bn_optim_sgd(m2, (bn_sgd_opts){.lr = 0.1});
+    bn_sched *s1 = bn_sched_reduce_on_plateau(o1, po), *s2 = bn_sched_reduce_on_plateau(o2, po);
+    double lr_straight[16], lr_resumed[16];
+    for (int i = 0; i < 4; i++) cr_assert_eq(bn_sched_step_metric(s1, metrics[i]), BN_OK);
+    cr_assert_eq(bn_checkpoint_save(path, m1, o1, s1, NULL), BN_OK, "%s", bn_error_message());
+    for (int i = 4; i < n; i++) {
+        cr_assert_eq(bn_sched_step_metric(s1, metrics[i]), BN_OK);
+        lr_straight[i] = bn_optim_get_lr(o1);
+    }
+    cr_assert_eq(bn_checkpoint_load(path, m2, o2, s2, NULL), BN_OK, "%s", bn_error_message());
+    bn_sched_state st = bn_sched_get_state(s2);
+    cr_assert_eq(st.last_epoch, 4);
+    for (int i = 4; i < n; i++) {
+        cr_assert_eq(bn_sched_step_metric(s2, metrics[i]), BN_OK);
+        lr_resumed[i] = bn_optim_get_lr(o2);
+        cr_assert_eq(lr_resumed[i], lr_straight[i], "step %d: lr %g resumed, %g straight", i,
+                     lr_resumed[i], lr_straight[i]);
+    }
+    cr_assert_lt(lr_straight[n - 1], 0.1, "the schedule must have cut the rate at least once");
+    cr_assert_eq(bn_sched_set_state(s2, (bn_sched_state){.last_epoch = -1}), BN_ERR_ARG);
+    bnt_assert_error(BN_ERR_ARG, "bn_sched_set_state", "last_epoch -1", NULL);
+    bn_sched_free(s1);
+    bn_sched_free(s2);
+    bn_optim_free(o1);
+    bn_optim_free(o2);
+    bn_module_free(m1);
+    bn_module_free(m2);
+    unlink(path);
+}
