@@ -10,7 +10,7 @@ ifeq ($(CI),true)
 endif
 
 FUZZ_BUILD   ?= build-fuzz
-FUZZ_SECONDS ?= 15
+FUZZ_SECONDS ?= 60
 
 .PHONY: all test demo bench sanitize fuzz deps format clean install help configure
 
@@ -24,7 +24,7 @@ configure:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
 	  $(CMAKE_ARGS) > $(BUILD).configure.log || { cat $(BUILD).configure.log; exit 1; }
 
-## test: install test dependencies, build, a short fuzz pass, every CPU test; ends with CTest's summary
+## test: install test dependencies, build, fuzz each reader for 60 s, every CPU test; ends with CTest's summary
 test:
 	@bash scripts/deps.sh test
 	@$(MAKE) --no-print-directory fuzz
