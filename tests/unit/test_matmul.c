@@ -1,6 +1,7 @@
 /* tests/unit/test_matmul.c — bn_matmul: torch.matmul's shape rules, views, empty dims and every
- * dtype against PyTorch (tests/data/matmul.txt, made by scripts/gen_matmul.py); the packed CPU
- * kernels of each instruction set against the plain reference kernel on larger random inputs;
+ * dtype against PyTorch (tests/data/matmul.txt, made by scripts/gen_matmul.py), on every
+ * instruction set (portable, AVX2, AVX-512) this CPU has; the packed CPU kernels of each
+ * instruction set against the plain reference kernel on larger random inputs;
  * the same bits on 1 and 2 threads; and every error. */
 #include "bn_test.h"
 
@@ -13,8 +14,8 @@
 #include <string.h>
 
 /* ---- helpers -------------------------------------------------------------------------------- */
-/* The instruction sets this machine runs; bn_matmul picks the best unless BORN_GEMM_ISA says
- * "portable". */
+/* The instruction sets this machine runs; bn_matmul picks the best unless BORN_GEMM_ISA names
+ * another ("portable", "avx2", "avx512"). */
 static int available_isas(bn_gemm_isa *isas)
 {
     int n = 0;
@@ -25,10 +26,7 @@ static int available_isas(bn_gemm_isa *isas)
 
 static void use_isa(bn_gemm_isa isa)
 {
-    if (isa == BN_GEMM_PORTABLE)
-        setenv("BORN_GEMM_ISA", "portable", 1);
-    else
-        unsetenv("BORN_GEMM_ISA");
+    setenv("BORN_GEMM_ISA", bn_gemm_isa_name(isa), 1);
     cr_assert_eq(bn_gemm_best_isa(), isa);
 }
 
@@ -279,6 +277,9 @@ static const kcase kernel_cases[] = {
     {0, 3, 2, 1, false, true},       /* K = 1 */
     {5, 20, 30, 40, false, true},    /* batched */
     {9, 2, 50, 3, true, false},      /* many thin products */
+    {0, 700, 45, 270, false, true},  /* several 224-row M blocks of the AVX-512 kernel */
+    {0, 29, 4200, 9, true, false},   /* three 2048-column N blocks (AVX-512, AVX2) */
+    {0, 9, 2090, 530, false, false}, /* one M block, threads own their B panels: 2 N, 3 K blocks */
 };
 
 static void compare_with_reference(bn_gemm_isa isa, bn_dtype dt)
@@ -293,7 +294,7 @@ static void compare_with_reference(bn_gemm_isa isa, bn_dtype dt)
         snprintf(what, sizeof what, "%s %s case %zu [%lld, %lld, %lld]", bn_gemm_isa_name(isa),
                  bn_dtype_name(dt), i, (long long)c->M, (long long)c->N, (long long)c->K);
         /* The portable kernels round like the reference (x86-64 compilers cannot fuse without
-         * FMA in the baseline); AVX2 fuses each multiply-add. */
+         * FMA in the baseline); AVX2 and AVX-512 fuse each multiply-add. */
         bool exact = !bn_dtype_is_float(dt) || dt == BN_F64;
 #if defined(__x86_64__)
         exact = exact || isa == BN_GEMM_PORTABLE;
@@ -319,6 +320,43 @@ Test(matmul, kernels_match_the_reference_for_every_isa)
     const bn_dtype dts[] = {BN_F32, BN_F16, BN_BF16};
     for (int i = 0; i < n; i++)
         for (int d = 0; d < 3; d++) compare_with_reference(isas[i], dts[d]);
+}
+
+/* AVX2 and AVX-512 both fuse every multiply-add and add the K products in order: whatever their
+ * tiles and blocks, they give the same bits. */
+Test(matmul, avx2_and_avx512_kernels_give_the_same_bits)
+{
+    if (!bn_gemm_isa_available(BN_GEMM_AVX512)) return;
+    bn_manual_seed(11);
+    for (size_t i = 0; i < sizeof kernel_cases / sizeof kernel_cases[0]; i++) {
+        const kcase *c = &kernel_cases[i];
+        bn_scope_begin();
+        bn_tensor *a = random_operand(c->batch, c->M, c->K, c->ta, BN_F32);
+        bn_tensor *b = random_operand(c->batch, c->K, c->N, c->tb, BN_F32);
+        bn_tensor *x = kernel_matmul(BN_GEMM_AVX2, a, b), *y = kernel_matmul(BN_GEMM_AVX512, a, b);
+        char what[64];
+        snprintf(what, sizeof what, "case %zu", i);
+        bnt_assert_equal(y, x, what);
+        bn_release(x);
+        bn_release(y);
+        bn_scope_end();
+    }
+}
+
+Test(matmul, gemm_isa_environment_variable_caps_the_choice)
+{
+    bn_gemm_isa isas[BN_GEMM_ISA_COUNT];
+    int n = available_isas(isas);
+    unsetenv("BORN_GEMM_ISA");
+    cr_assert_eq(bn_gemm_best_isa(), isas[n - 1], "unset: the best available");
+    setenv("BORN_GEMM_ISA", "no-such-isa", 1);
+    cr_assert_eq(bn_gemm_best_isa(), isas[n - 1], "unknown name: the best available");
+    for (int i = 0; i < n; i++) {
+        setenv("BORN_GEMM_ISA", bn_gemm_isa_name(isas[i]), 1);
+        cr_assert_eq(bn_gemm_best_isa(), isas[i], "%s", bn_gemm_isa_name(isas[i]));
+    }
+    unsetenv("BORN_GEMM_ISA");
+    cr_assert_str_eq(bn_gemm_isa_name(BN_GEMM_AVX512), "avx512");
 }
 
 Test(matmul, f64_and_integer_kernels_match_the_reference)
@@ -362,8 +400,10 @@ Test(matmul, same_bits_on_1_and_2_threads)
     } cases[] = {
         {BN_SHAPE(150, 300), BN_SHAPE(300, 170), BN_F32, false},
         {BN_SHAPE(150, 300), BN_SHAPE(170, 300), BN_F32, true},
-        {BN_SHAPE(5, 300), BN_SHAPE(300, 2000), BN_F32, false}, /* M < threads: N is split */
-        {BN_SHAPE(1, 700), BN_SHAPE(700, 600), BN_F32, false},  /* one row */
+        {BN_SHAPE(5, 300), BN_SHAPE(300, 2000), BN_F32, false},  /* M < threads: N is split */
+        {BN_SHAPE(500, 600), BN_SHAPE(600, 70), BN_F32, false},  /* M and K blocks */
+        {BN_SHAPE(20, 600), BN_SHAPE(600, 2100), BN_F32, false}, /* one M block, N and K blocks */
+        {BN_SHAPE(1, 700), BN_SHAPE(700, 600), BN_F32, false},   /* one row */
         {BN_SHAPE(1, 700), BN_SHAPE(600, 700), BN_F32, true},
         {BN_SHAPE(64, 16, 24), BN_SHAPE(64, 24, 20), BN_F32, false}, /* one matrix per thread */
         {BN_SHAPE(3, 90, 200), BN_SHAPE(200, 80), BN_BF16, false},
@@ -512,12 +552,14 @@ Test(matmul, kernel_refuses_bool_and_missing_isa)
     cr_assert_eq(bn_cpu_matmul(&av, &av, &ov), BN_ERR_UNSUPPORTED);
     bnt_assert_error(BN_ERR_UNSUPPORTED, "bn_cpu_matmul", "bool", NULL);
     bn_scope_end();
-    if (!bn_gemm_isa_available(BN_GEMM_AVX2)) {
+    for (int isa = BN_GEMM_AVX2; isa < BN_GEMM_ISA_COUNT; isa++) {
+        if (bn_gemm_isa_available((bn_gemm_isa)isa)) continue;
         bn_scope_begin();
         bn_tensor *f = bn_ones(BN_SHAPE(2, 2), BN_F32), *g = bn_empty(BN_SHAPE(2, 2), BN_F32);
         bn_tview fv = bn__tview(f), gv = bn__tview(g);
-        cr_assert_eq(bn_cpu_matmul_isa(BN_GEMM_AVX2, &fv, &fv, &gv), BN_ERR_UNSUPPORTED);
-        bnt_assert_error(BN_ERR_UNSUPPORTED, "avx2", "not available", NULL);
+        cr_assert_eq(bn_cpu_matmul_isa((bn_gemm_isa)isa, &fv, &fv, &gv), BN_ERR_UNSUPPORTED);
+        bnt_assert_error(BN_ERR_UNSUPPORTED, bn_gemm_isa_name((bn_gemm_isa)isa), "not available",
+                         NULL);
         bn_scope_end();
     }
 }

@@ -11,8 +11,8 @@
  * Packing reads any strides (a transposed operand is read along its unit stride, never copied
  * whole) and converts f16 / bf16 to f32 on the way. C is accumulated in f32 through the K blocks;
  * the caller rounds once to f16 / bf16. Threads split M (and N when M is too short), never K, so
- * every thread count gives the same bits. This is the solid portable version: the packed
- * AVX-512 kernels and the deeper tuning come later. */
+ * every thread count gives the same bits. The block sizes (KC, MC, NC) come with each ISA's
+ * micro-kernel (matmul_micro.c), sized for its register tile and the caches. */
 #include "backend/cpu/matmul_gemm.h"
 
 #include <string.h>
@@ -20,11 +20,6 @@
 #include <omp.h>
 #endif
 
-enum {
-    GEMM_KC = 256,  /* depth of a packed block: KC x NR floats of B (16 KiB) stay in L1 */
-    GEMM_MC = 144,  /* rows of a packed A block: MC x KC floats (144 KiB) stay in L2 */
-    GEMM_NC = 2048, /* columns of a packed B block: KC x NC floats (2 MiB) in L3 */
-};
 /* Below this many multiply-adds one thread does the whole product (an OpenMP region costs a few
  * microseconds, about what 100k multiply-adds take). */
 #define GEMM_PAR_MIN_MACS ((int64_t)1 << 17)
@@ -100,6 +95,66 @@ static void pack_b_panel(const bn_gemm_mat *b, int64_t k0, int64_t kc, int64_t j
             for (int c = cols; c < nr; c++) panel[k * nr + c] = 0.0f;
 }
 
+/* Packs panels [p0, p1) of the KC x NC block of b at (k0, j0): panel p is columns
+ * [j0 + p*nr, ...) of width min(nr, nc - p*nr), into bpack + (p - p0)*ps (ps >= kc*nr). When b's
+ * rows are contiguous they are read one row at a time across all the panels (a long sequential run the
+ * hardware prefetchers follow), not one panel at a time (a 128-byte piece per row, a whole
+ * row apart). */
+static void pack_b_panels(const bn_gemm_mat *b, int64_t k0, int64_t kc, int64_t j0, int64_t p0,
+                          int64_t p1, int64_t nc, int nr, float *bpack, int64_t ps)
+{
+    if (b->cs != 1 || b->dtype != BN_F32 || p0 == p1) {
+        for (int64_t p = p0; p < p1; p++)
+            pack_b_panel(b, k0, kc, j0 + p * nr, (int)min64(nr, nc - p * nr), nr,
+                         bpack + (p - p0) * ps);
+        return;
+    }
+    int64_t full_end = min64(p1, nc / nr); /* panels before it have all nr columns */
+    for (int64_t k = 0; k < kc; k++) {
+        const float *row = mat_at(b, k0 + k, j0);
+        for (int64_t p = p0; p < full_end; p++)
+            memcpy(bpack + (p - p0) * ps + k * nr, row + p * nr, sizeof(float) * (size_t)nr);
+    }
+    for (int64_t p = full_end > p0 ? full_end : p0; p < p1; p++) /* the edge panel */
+        pack_b_panel(b, k0, kc, j0 + p * nr, (int)min64(nr, nc - p * nr), nr,
+                     bpack + (p - p0) * ps);
+}
+
+/* ---- the packing workspace ------------------------------------------------------------------
+ * The packed blocks take a few MiB (KC x NC of B, MC x KC of A per thread). A fresh allocation of
+ * that size per product is a fresh mmap whose pages fault in on every call (a few hundred
+ * microseconds at 1024^3, about a tenth of the product), so the last block given back is kept
+ * for the next product: one pointer, swapped atomically, so concurrent products (a batch split
+ * over threads) each get a block of their own. The block starts with its size; the caller's
+ * part begins 64 bytes in. At most one block stays allocated (it stays reachable, not leaked). */
+static char *cached_workspace;
+
+enum { WORKSPACE_HEADER = 64 };
+
+static float *workspace_take(size_t nbytes)
+{
+    char *base = __atomic_exchange_n(&cached_workspace, (char *)NULL, __ATOMIC_ACQ_REL);
+    size_t have = 0;
+    if (base) memcpy(&have, base, sizeof have);
+    if (base && have < nbytes) {
+        bn__free_aligned(base);
+        base = NULL;
+    }
+    if (!base) {
+        base = bn__alloc_aligned(nbytes + WORKSPACE_HEADER);
+        if (!base) return NULL;
+        memcpy(base, &nbytes, sizeof nbytes);
+    }
+    return (float *)(base + WORKSPACE_HEADER);
+}
+
+static void workspace_give(float *work)
+{
+    char *base = (char *)work - WORKSPACE_HEADER;
+    char *old = __atomic_exchange_n(&cached_workspace, base, __ATOMIC_ACQ_REL);
+    if (old) bn__free_aligned(old);
+}
+
 /* ---- the blocked loops ---------------------------------------------------------------------- */
 typedef struct gemm_plan {
     const bn_gemm_kernel *kern;
@@ -107,11 +162,13 @@ typedef struct gemm_plan {
     bn_gemm_mat a, b;
     float *c;
     int64_t rs_c, cs_c;
-    int64_t mc;     /* rows per M block (a multiple of MR) */
-    int64_t nmb;    /* M blocks */
-    int64_t kc_max; /* min(K, KC) */
-    float *bpack;   /* KC x round_up(NC, NR), shared */
-    float *apack;   /* one MC x KC buffer per thread */
+    int64_t mpanels;     /* MR-row panels of A: ceil(M / MR) */
+    int64_t nmb;         /* M blocks, of mpanels / nmb panels (rounded down or up) each */
+    int64_t mc;          /* rows of the largest M block (a multiple of MR) */
+    int64_t kc_max;      /* min(K, KC) */
+    int64_t npanels_max; /* NR-column panels of B in the widest N block: ceil(min(N, NC) / NR) */
+    float *bpack;        /* npanels_max + threads panels of KC x NR, shared */
+    float *apack;        /* one MC x KC buffer per thread */
 } gemm_plan;
 
 /* [*begin, *end) of n items for thread tid of nt, in contiguous static chunks. */
@@ -134,25 +191,35 @@ static void gemm_body(const gemm_plan *pl, int tid, int nt)
 {
     const int mr = pl->kern->mr, nr = pl->kern->nr;
     float *ap = pl->apack + (int64_t)tid * pl->mc * pl->kc_max;
-    for (int64_t jc = 0; jc < pl->N; jc += GEMM_NC) {
-        int64_t nc = min64(GEMM_NC, pl->N - jc);
+    const int64_t KC = pl->kern->kc, NC = pl->kern->nc;
+    /* One M block (a short M): each thread computes with exactly the B panels it packed (the
+     * two splits below agree) and keeps them in slots of its own, so no thread waits for or
+     * overwrites another: no barriers. */
+    const bool own_panels = pl->nmb == 1;
+    const int64_t ps = pl->kc_max * nr; /* floats from one packed B panel to the next */
+    /* own_panels: thread tid's slots are [tid*ppt, (tid+1)*ppt), and nt*ppt < npanels_max + nt
+     * (nt is the team's real size, which may be below the threads asked for) */
+    const int64_t ppt = ceil_div(pl->npanels_max, nt);
+    for (int64_t jc = 0; jc < pl->N; jc += NC) {
+        int64_t nc = min64(NC, pl->N - jc);
         int64_t npanels = ceil_div(nc, nr);
         /* When M gives fewer blocks than threads, N is cut too. */
         int64_t njc = pl->nmb < nt ? min64(ceil_div(nt, pl->nmb), npanels) : 1;
         int64_t ntasks = pl->nmb * njc;
-        for (int64_t pc = 0; pc < pl->K; pc += GEMM_KC) {
-            int64_t kc = min64(GEMM_KC, pl->K - pc);
+        for (int64_t pc = 0; pc < pl->K; pc += KC) {
+            int64_t kc = min64(KC, pl->K - pc);
             int64_t b0, b1;
             split_range(npanels, tid, nt, &b0, &b1);
-            for (int64_t p = b0; p < b1; p++)
-                pack_b_panel(&pl->b, pc, kc, jc + p * nr, (int)min64(nr, nc - p * nr), nr,
-                             pl->bpack + p * kc * nr);
-            team_barrier(nt);
+            /* own_panels: thread tid's panels go to its own slots [tid*ppt, ...) */
+            int64_t slot0 = own_panels ? tid * ppt : b0;
+            pack_b_panels(&pl->b, pc, kc, jc, b0, b1, nc, nr, pl->bpack + slot0 * ps, ps);
+            if (!own_panels) team_barrier(nt);
             int64_t t0, t1, packed_block = -1;
             split_range(ntasks, tid, nt, &t0, &t1);
             for (int64_t t = t0; t < t1; t++) {
                 int64_t ib = t / njc, chunk = t % njc;
-                int64_t i0 = ib * pl->mc, mcur = min64(pl->mc, pl->M - i0);
+                int64_t i0 = pl->mpanels * ib / pl->nmb * mr;
+                int64_t mcur = min64(pl->mpanels * (ib + 1) / pl->nmb * mr, pl->M) - i0;
                 int64_t npa = ceil_div(mcur, mr);
                 if (ib != packed_block) {
                     for (int64_t q = 0; q < npa; q++)
@@ -166,14 +233,32 @@ static void gemm_body(const gemm_plan *pl, int tid, int nt)
                     int cols = (int)min64(nr, pl->N - j);
                     for (int64_t q = 0; q < npa; q++) {
                         int64_t i = i0 + q * mr;
-                        pl->kern->micro(kc, ap + q * kc * mr, pl->bpack + p * kc * nr,
+                        pl->kern->micro(kc, ap + q * kc * mr, pl->bpack + (p - b0 + slot0) * ps,
                                         pl->c + i * pl->rs_c + j * pl->cs_c, pl->rs_c, pl->cs_c,
                                         (int)min64(mr, mcur - q * mr), cols, pc > 0);
                     }
                 }
             }
-            team_barrier(nt); /* bpack is rewritten by the next K block */
+            if (!own_panels) team_barrier(nt); /* bpack is rewritten by the next K block */
         }
+    }
+}
+
+/* Runs body on nt threads (or on the calling thread when nt is 1: no OpenMP region at all, so
+ * it is safe inside a caller's parallel loop). */
+static void run_team(void (*body)(const gemm_plan *, int, int), const gemm_plan *pl, int nt)
+{
+    if (nt == 1) {
+        body(pl, 0, 1);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+        body(pl, omp_get_thread_num(), omp_get_num_threads());
+#else
+        body(pl, 0, 1);
+#endif
     }
 }
 
@@ -247,33 +332,21 @@ bn_status bn_gemm_f32(const bn_gemm_kernel *kern, int64_t M, int64_t N, int64_t 
 
     gemm_plan pl = {
         .kern = kern, .M = M, .N = N, .K = K, .a = a, .b = b, .c = c, .rs_c = rs_c, .cs_c = cs_c};
-    /* M blocks of near-equal size, a multiple of the thread count when there are threads */
-    int64_t nmb = ceil_div(M, GEMM_MC);
-    if (nt > 1) nmb = ceil_div(nmb, nt) * nt;
-    pl.mc = ceil_div(ceil_div(M, nmb), kern->mr) * kern->mr;
-    pl.nmb = ceil_div(M, pl.mc);
-    pl.kc_max = min64(K, GEMM_KC);
-    int64_t nc_pad = ceil_div(min64(N, GEMM_NC), kern->nr) * kern->nr;
-    pl.bpack = bn__alloc_aligned(sizeof(float) * (size_t)(pl.kc_max * nc_pad));
-    pl.apack = bn__alloc_aligned(sizeof(float) * (size_t)(nt * pl.mc * pl.kc_max));
-    if (!pl.bpack || !pl.apack) {
-        bn__free_aligned(pl.bpack);
-        bn__free_aligned(pl.apack);
-        return BN_ERR_OOM;
-    }
-    if (nt == 1) {
-        gemm_body(&pl, 0, 1); /* no OpenMP at all: safe inside a caller's parallel loop */
-    } else {
-#pragma omp parallel num_threads(nt)
-        {
-#ifdef _OPENMP
-            gemm_body(&pl, omp_get_thread_num(), omp_get_num_threads());
-#else
-            gemm_body(&pl, 0, 1);
-#endif
-        }
-    }
-    bn__free_aligned(pl.bpack);
-    bn__free_aligned(pl.apack);
+    /* M blocks of near-equal panel counts; a multiple of the thread count when M gives at least
+     * one block a thread, else fewer blocks and N is cut too (gemm_body) */
+    pl.mpanels = ceil_div(M, kern->mr);
+    pl.nmb = ceil_div(M, kern->mc);
+    if (nt > 1 && pl.nmb >= nt) pl.nmb = ceil_div(pl.nmb, nt) * nt;
+    if (pl.nmb > pl.mpanels) pl.nmb = pl.mpanels;
+    pl.mc = ceil_div(pl.mpanels, pl.nmb) * kern->mr;
+    pl.kc_max = min64(K, kern->kc);
+    pl.npanels_max = ceil_div(min64(N, kern->nc), kern->nr);
+    int64_t bfloats = ceil_div((pl.npanels_max + nt) * pl.kc_max * kern->nr, 16) * 16;
+    float *work = workspace_take((size_t)(bfloats + nt * pl.mc * pl.kc_max) * sizeof(float));
+    if (!work) return BN_ERR_OOM;
+    pl.bpack = work;
+    pl.apack = work + bfloats;
+    run_team(gemm_body, &pl, nt);
+    workspace_give(work);
     return BN_OK;
 }

@@ -1,16 +1,17 @@
-/* backend/cpu/matmul_gemm.h — the pieces of the CPU matmul family, shared by matmul*.c, the tests
- * and the benchmark:
+/* backend/cpu/matmul_gemm.h — the pieces of the CPU matmul family, shared by matmul*.c and the
+ * tests:
  *   - the packed, cache-blocked f32 GEMM (matmul_gemm.c) that serves f32, f16 and bf16,
  *   - its register-tiled micro-kernels, one per instruction set (matmul_micro.c),
  *   - bn_cpu_matmul_isa, the backend slot with the instruction set chosen by the caller, so the
- *     tests can run the portable path and the AVX2 path on the same machine,
+ *     tests can run the portable, AVX2 and AVX-512 paths on the same machine,
  *   - a plain reference kernel the fast ones are checked against (matmul_reference.c).
  *
  * Summation order: every kernel here adds the K products of one output element in order
  * k = 0, 1, …, K-1 into one f32 (or f64 / 64-bit integer) accumulator. Blocking over K continues
  * from the partial sum stored in C, and threads split M and N, never K, so a result depends
  * neither on the block sizes nor on the thread count. The portable f32 path gives the same bits
- * as the reference; the AVX2 path fuses each multiply-add (one rounding instead of two). */
+ * as the reference; the AVX2 and AVX-512 paths fuse each multiply-add (one rounding instead of
+ * two), and give the same bits as each other. */
 #ifndef BORN_CPU_MATMUL_GEMM_H
 #define BORN_CPU_MATMUL_GEMM_H
 
@@ -20,11 +21,14 @@
 typedef enum bn_gemm_isa {
     BN_GEMM_PORTABLE, /* C with GNU vector extensions: SSE2 on x86-64, NEON on arm64 */
     BN_GEMM_AVX2,     /* AVX2 + FMA intrinsics, x86-64 only, chosen at run time */
+    BN_GEMM_AVX512,   /* AVX-512F intrinsics, x86-64 only, chosen at run time */
     BN_GEMM_ISA_COUNT
 } bn_gemm_isa;
 
-const char *bn_gemm_isa_name(bn_gemm_isa isa); /* "portable", "avx2" */
+const char *bn_gemm_isa_name(bn_gemm_isa isa); /* "portable", "avx2", "avx512" */
 bool bn_gemm_isa_available(bn_gemm_isa isa);   /* compiled in and supported by this CPU */
+/* The best available ISA, or the one BORN_GEMM_ISA=portable|avx2|avx512 names in the
+ * environment (when that one is not available: the best available below it). */
 bn_gemm_isa bn_gemm_best_isa(void);
 
 /* A micro-kernel computes one MR x NR tile of C from packed panels:
@@ -36,7 +40,9 @@ typedef void (*bn_gemm_micro_fn)(int64_t kc, const float *ap, const float *bp, f
                                  int64_t rs_c, int64_t cs_c, int mr, int nr, bool accumulate);
 
 typedef struct bn_gemm_kernel {
-    int mr, nr; /* register tile */
+    int mr, nr;     /* register tile */
+    int kc, mc, nc; /* cache blocks: a KC x NR panel of B stays in L1, an MC x KC block of A in
+                     * L2, a KC x NC block of B in L3 (mc a multiple of mr, nc of nr) */
     bn_gemm_micro_fn micro;
     /* Thin products (one row or one column of C), without packing; x is (K) at x[k*sx]:
      *   dot:       returns sum over k of x[k*sx] * y[k*sy]
@@ -53,8 +59,8 @@ typedef struct bn_gemm_kernel {
                       float *c);
 } bn_gemm_kernel;
 
-#define BN_GEMM_MAX_MR 6
-#define BN_GEMM_MAX_NR 16
+#define BN_GEMM_MAX_MR 14
+#define BN_GEMM_MAX_NR 32
 
 /* NULL when the ISA is not available. */
 const bn_gemm_kernel *bn_gemm_kernel_for(bn_gemm_isa isa);

@@ -5,12 +5,14 @@
  *             arm64), separate multiply and add, so its sums equal the plain reference loop's.
  *   avx2:     6 x 16 tile in AVX2 + FMA intrinsics (12 of the 16 ymm registers accumulate),
  *             compiled with a target attribute and used only when the CPU reports AVX2 and FMA.
+ *   avx512:   14 x 32 tile in AVX-512F intrinsics (28 of the 32 zmm registers accumulate, A is
+ *             broadcast from memory), used only when the CPU and the OS support AVX-512F.
  *
  * Each kernel keeps the whole tile in registers for the K loop: per k it loads one row of the B
  * panel, broadcasts each of the MR values of the A panel and updates C[i, :] += a[i] * b. Edge
- * tiles and C with a column stride other than 1 go through a small staging tile. The packed
- * AVX-512 kernels are a later step. */
+ * tiles and C with a column stride other than 1 go through a small staging tile. */
 #include "backend/cpu/matmul_gemm.h"
+#include "born/info.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -154,8 +156,15 @@ static void axpy_rows_portable(int64_t n, int64_t K, const float *x, int64_t sx,
     }
 }
 
-static const bn_gemm_kernel kernel_portable = {PORT_MR,      PORT_NR,           micro_portable,
-                                               dot_portable, dot_rows_portable, axpy_rows_portable};
+static const bn_gemm_kernel kernel_portable = {.mr = PORT_MR,
+                                               .nr = PORT_NR,
+                                               .kc = 256,
+                                               .mc = 144,
+                                               .nc = 2048,
+                                               .micro = micro_portable,
+                                               .dot = dot_portable,
+                                               .dot_rows = dot_rows_portable,
+                                               .axpy_rows = axpy_rows_portable};
 
 /* ---- avx2: 6 x 16 --------------------------------------------------------------------------- */
 #if BN_GEMM_HAVE_AVX2
@@ -222,13 +231,246 @@ BN_TARGET_AVX2 static void axpy_rows_avx2(int64_t n, int64_t K, const float *x, 
     }
 }
 
-static const bn_gemm_kernel kernel_avx2 = {AVX2_MR,  AVX2_NR,       micro_avx2,
-                                           dot_avx2, dot_rows_avx2, axpy_rows_avx2};
+static const bn_gemm_kernel kernel_avx2 = {.mr = AVX2_MR,
+                                           .nr = AVX2_NR,
+                                           .kc = 256,
+                                           .mc = 144,
+                                           .nc = 2048,
+                                           .micro = micro_avx2,
+                                           .dot = dot_avx2,
+                                           .dot_rows = dot_rows_avx2,
+                                           .axpy_rows = axpy_rows_avx2};
 
 static bool cpu_has_avx2_fma(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
+/* ---- avx512: 14 x 32 ------------------------------------------------------------------------ */
+#if BN_GEMM_HAVE_AVX2
+#define BN_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+enum { AVX512_MR = 14, AVX512_NR = 32 };
+
+/* Rows 0..13 of the tile, two zmm each (columns 0-15 and 16-31). */
+#define AVX512_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
+
+/* ap is (kc, 14), bp is (kc, 32), c is (mr, nr) */
+BN_TARGET_AVX512 static void micro_avx512(int64_t kc, const float *ap, const float *bp, float *c,
+                                          int64_t rs_c, int64_t cs_c, int mr, int nr,
+                                          bool accumulate)
+{
+    float tile[AVX512_MR * AVX512_NR];
+    bool direct = mr == AVX512_MR && nr == AVX512_NR && cs_c == 1;
+    float *dst = direct ? c : tile;
+    int64_t ld = direct ? rs_c : AVX512_NR;
+#define DECL_ROW(i) __m512 c##i##0, c##i##1;
+    AVX512_ROWS(DECL_ROW)
+#undef DECL_ROW
+    if (accumulate) {
+        if (!direct) tile_from_c(tile, AVX512_NR, c, rs_c, cs_c, mr, nr, AVX512_MR);
+#define LOAD_ROW(i)                                                                                \
+    c##i##0 = _mm512_loadu_ps(dst + (i)*ld), c##i##1 = _mm512_loadu_ps(dst + (i)*ld + 16);
+        AVX512_ROWS(LOAD_ROW)
+#undef LOAD_ROW
+    } else {
+#define ZERO_ROW(i) c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+        AVX512_ROWS(ZERO_ROW)
+#undef ZERO_ROW
+    }
+#define UPDATE_ROW(i)                                                                              \
+    a = _mm512_set1_ps(ap[i]), c##i##0 = _mm512_fmadd_ps(a, b0, c##i##0),                          \
+    c##i##1 = _mm512_fmadd_ps(a, b1, c##i##1);
+    int64_t k = 0;
+    for (; k + 2 <= kc; k += 2) { /* two steps a trip: fewer loop branches */
+        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;
+        _mm_prefetch((const char *)(ap + 8 * AVX512_MR), _MM_HINT_T0);
+        AVX512_ROWS(UPDATE_ROW)
+        ap += AVX512_MR;
+        bp += AVX512_NR;
+        b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+        AVX512_ROWS(UPDATE_ROW)
+        ap += AVX512_MR;
+        bp += AVX512_NR;
+    }
+    for (; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;
+        AVX512_ROWS(UPDATE_ROW)
+        ap += AVX512_MR;
+        bp += AVX512_NR;
+    }
+#undef UPDATE_ROW
+#define STORE_ROW(i)                                                                               \
+    _mm512_storeu_ps(dst + (i)*ld, c##i##0), _mm512_storeu_ps(dst + (i)*ld + 16, c##i##1);
+    AVX512_ROWS(STORE_ROW)
+#undef STORE_ROW
+    if (!direct) tile_to_c(tile, AVX512_NR, c, rs_c, cs_c, mr, nr);
+}
+
+DEFINE_DOT(dot_avx512, BN_TARGET_AVX512, MADD_FUSED)
+
+/* r[0..15] (16 rows of 16) becomes its transpose: r[m] holds column m of the input. */
+BN_TARGET_AVX512 static inline void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* u[4i + c], 128-bit lane L: column 4L + c of rows 4i..4i+3 */
+    for (int i = 0; i < 4; i++) {
+        __m512d t0 = _mm512_castps_pd(t[4 * i]), t1 = _mm512_castps_pd(t[4 * i + 1]);
+        __m512d t2 = _mm512_castps_pd(t[4 * i + 2]), t3 = _mm512_castps_pd(t[4 * i + 3]);
+        u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+        u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+        u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+        u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44);
+        __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xee);
+        __m512 w0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
+        __m512 w1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xee);
+        r[c] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+        r[4 + c] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
+        r[8 + c] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
+    }
+}
+
+/* One 16 x 16 block of y (rows at stride ldy, 16 k from x) into acc: acc[i] gets the 16
+ * products of row i in k order, one FMA each. */
+BN_TARGET_AVX512 static inline __m512 dot16_block(const float *x, int64_t sx, const float *y,
+                                                  int64_t ldy, __m512 acc)
+{
+    __m512 r[16];
+    for (int i = 0; i < 16; i++) {
+        _mm_prefetch((const char *)(y + i * ldy + 512), _MM_HINT_T1);
+        r[i] = _mm512_loadu_ps(y + i * ldy);
+    }
+    transpose16(r);
+    for (int m = 0; m < 16; m++) acc = _mm512_fmadd_ps(_mm512_set1_ps(x[m * sx]), r[m], acc);
+    return acc;
+}
+
+/* acc[i] += y[i*ldy] * x0 for the 16 rows, as a vector */
+BN_TARGET_AVX512 static inline __m512 dot16_step(float x0, const float *y, int64_t ldy, __m512 acc)
+{
+    float col[16];
+    for (int i = 0; i < 16; i++) col[i] = y[i * ldy];
+    return _mm512_fmadd_ps(_mm512_set1_ps(x0), _mm512_loadu_ps(col), acc);
+}
+
+BN_TARGET_AVX512 static void store16(__m512 acc, float *c, int64_t sc)
+{
+    float col[16];
+    _mm512_storeu_ps(col, acc);
+    for (int i = 0; i < 16; i++) c[i * sc] = col[i];
+}
+
+/* 32 dot products with rows of y (32, K) at row stride ldy into c[i*sc]: sixteen k at a time,
+ * each 16 x 16 block of y transposed in registers so that one vector holds the sums of 16
+ * rows (two such chains in flight); each row still adds its products in k order with one FMA
+ * each (the same bits as dot_avx512), and y is read along its rows at full vector width. */
+BN_TARGET_AVX512 static void dot32_avx512(int64_t K, const float *x, int64_t sx, const float *y,
+                                          int64_t ldy, float *c, int64_t sc)
+{
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    const float *y1 = y + 16 * ldy;
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+        acc0 = dot16_block(x + k * sx, sx, y + k, ldy, acc0);
+        acc1 = dot16_block(x + k * sx, sx, y1 + k, ldy, acc1);
+    }
+    for (; k < K; k++) {
+        acc0 = dot16_step(x[k * sx], y + k, ldy, acc0);
+        acc1 = dot16_step(x[k * sx], y1 + k, ldy, acc1);
+    }
+    store16(acc0, c, sc);
+    store16(acc1, c + 16 * sc, sc);
+}
+
+/* n dot products with rows of y (n, K) at row stride ldy: 32 rows at a time, then one by one */
+BN_TARGET_AVX512 static void dot_rows_avx512(int64_t n, int64_t K, const float *x, int64_t sx,
+                                             const float *y, int64_t ldy, float *c, int64_t sc)
+{
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) dot32_avx512(K, x, sx, y + j * ldy, ldy, c + j * sc, sc);
+    for (; j < n; j++) c[j * sc] = dot_avx512(K, x, sx, y + j * ldy, 1);
+}
+
+/* c (n) = x (K) @ y (K, n), y's rows contiguous at stride ldy: four rows of y a pass over the
+ * chunk of c, which stays in registers for 64 columns at a time. */
+BN_TARGET_AVX512 static void axpy_rows_avx512(int64_t n, int64_t K, const float *x, int64_t sx,
+                                              const float *y, int64_t ldy, float *c)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += AXPY_CHUNK) {
+        int64_t nj = n - j0 < AXPY_CHUNK ? n - j0 : AXPY_CHUNK;
+        float *cj = c + j0;
+        memset(cj, 0, sizeof(float) * (size_t)nj);
+        int64_t k = 0;
+        for (; k + 4 <= K; k += 4) {
+            float x0 = x[k * sx], x1 = x[(k + 1) * sx], x2 = x[(k + 2) * sx], x3 = x[(k + 3) * sx];
+            __m512 v0 = _mm512_set1_ps(x0), v1 = _mm512_set1_ps(x1);
+            __m512 v2 = _mm512_set1_ps(x2), v3 = _mm512_set1_ps(x3);
+            const float *y0 = y + k * ldy + j0, *y1 = y0 + ldy, *y2 = y1 + ldy, *y3 = y2 + ldy;
+            int64_t j = 0;
+            for (; j + 16 <= nj; j += 16) {
+                __m512 s = _mm512_loadu_ps(cj + j);
+                s = _mm512_fmadd_ps(v0, _mm512_loadu_ps(y0 + j), s);
+                s = _mm512_fmadd_ps(v1, _mm512_loadu_ps(y1 + j), s);
+                s = _mm512_fmadd_ps(v2, _mm512_loadu_ps(y2 + j), s);
+                s = _mm512_fmadd_ps(v3, _mm512_loadu_ps(y3 + j), s);
+                _mm512_storeu_ps(cj + j, s);
+            }
+            for (; j < nj; j++) {
+                float s = MADD_FUSED(x0, y0[j], cj[j]);
+                s = MADD_FUSED(x1, y1[j], s);
+                s = MADD_FUSED(x2, y2[j], s);
+                cj[j] = MADD_FUSED(x3, y3[j], s);
+            }
+        }
+        for (; k < K; k++) {
+            float xv = x[k * sx];
+            const float *yk = y + k * ldy + j0;
+            __m512 xs = _mm512_set1_ps(xv);
+            int64_t j = 0;
+            for (; j + 16 <= nj; j += 16)
+                _mm512_storeu_ps(cj + j, _mm512_fmadd_ps(xs, _mm512_loadu_ps(yk + j),
+                                                         _mm512_loadu_ps(cj + j)));
+            for (; j < nj; j++) cj[j] = MADD_FUSED(xv, yk[j], cj[j]);
+        }
+    }
+}
+
+/* Blocks measured on Zen 5 (48 KiB L1d, 1 MiB L2 per core): a deep KC = 512 halves the C tile
+ * traffic of KC = 256 and was clearly faster, although the KC x NR panel of B (64 KiB) then
+ * streams from L2 with the A panel (28 KiB) at 13 bytes a cycle; MC x KC of A is 448 KiB of L2;
+ * KC x NC of B 4 MiB of the shared L3. */
+static const bn_gemm_kernel kernel_avx512 = {.mr = AVX512_MR,
+                                             .nr = AVX512_NR,
+                                             .kc = 512,
+                                             .mc = 224,
+                                             .nc = 2048,
+                                             .micro = micro_avx512,
+                                             .dot = dot_avx512,
+                                             .dot_rows = dot_rows_avx512,
+                                             .axpy_rows = axpy_rows_avx512};
+
+/* CPUID and XCR0 (the OS saves the zmm state), through the backend's feature detection. CPUID
+ * traps to the hypervisor in a virtual machine (tens of microseconds), so the answer is kept:
+ * 0 unknown, 1 no, 2 yes (a race only computes the same answer twice). */
+static bool cpu_has_avx512f(void)
+{
+    static int known;
+    int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (k == 0) {
+        k = cpu_has_avx2_fma() && bn_cpu_features_detect().avx512f ? 2 : 1;
+        __atomic_store_n(&known, k, __ATOMIC_RELAXED);
+    }
+    return k == 2;
 }
 #endif
 
@@ -238,6 +480,7 @@ const char *bn_gemm_isa_name(bn_gemm_isa isa)
     switch (isa) {
     case BN_GEMM_PORTABLE: return "portable";
     case BN_GEMM_AVX2: return "avx2";
+    case BN_GEMM_AVX512: return "avx512";
     default: return "?";
     }
 }
@@ -248,18 +491,23 @@ bool bn_gemm_isa_available(bn_gemm_isa isa)
     case BN_GEMM_PORTABLE: return true;
 #if BN_GEMM_HAVE_AVX2
     case BN_GEMM_AVX2: return cpu_has_avx2_fma();
+    case BN_GEMM_AVX512: return cpu_has_avx512f();
 #endif
     default: return false;
     }
 }
 
-/* BORN_GEMM_ISA=portable in the environment turns the SIMD kernels off (for comparisons and
- * for checking the portable path on a machine that has AVX2). */
+/* BORN_GEMM_ISA=portable|avx2|avx512 in the environment caps the choice (for comparisons and
+ * for testing every path on one machine); the best available ISA up to that one is used. */
 bn_gemm_isa bn_gemm_best_isa(void)
 {
+    int cap = BN_GEMM_ISA_COUNT - 1;
     const char *force = getenv("BORN_GEMM_ISA");
-    if (force && strcmp(force, "portable") == 0) return BN_GEMM_PORTABLE;
-    return bn_gemm_isa_available(BN_GEMM_AVX2) ? BN_GEMM_AVX2 : BN_GEMM_PORTABLE;
+    for (int i = 0; force && i < BN_GEMM_ISA_COUNT; i++)
+        if (strcmp(force, bn_gemm_isa_name((bn_gemm_isa)i)) == 0) cap = i;
+    for (int i = cap; i > 0; i--)
+        if (bn_gemm_isa_available((bn_gemm_isa)i)) return (bn_gemm_isa)i;
+    return BN_GEMM_PORTABLE;
 }
 
 const bn_gemm_kernel *bn_gemm_kernel_for(bn_gemm_isa isa)
@@ -267,6 +515,7 @@ const bn_gemm_kernel *bn_gemm_kernel_for(bn_gemm_isa isa)
     if (!bn_gemm_isa_available(isa)) return NULL;
 #if BN_GEMM_HAVE_AVX2
     if (isa == BN_GEMM_AVX2) return &kernel_avx2;
+    if (isa == BN_GEMM_AVX512) return &kernel_avx512;
 #endif
     return &kernel_portable;
 }
