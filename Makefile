@@ -12,7 +12,7 @@ endif
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all test demo bench sanitize fuzz deps format clean install help configure
+.PHONY: all test test-cuda demo bench sanitize fuzz deps format clean install help configure
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -53,12 +53,18 @@ sanitize:
 ## fuzz: build the libFuzzer targets (clang, ASan + UBSan) and run each for FUZZ_SECONDS
 fuzz:
 	@bash scripts/deps.sh test
-	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBORN_FUZZ=ON -DBORN_SANITIZE=ON \
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBORN_FUZZ=ON -DBORN_SANITIZE=ON -DBORN_CUDA=OFF \
 	  -DBORN_BUILD_TESTS=OFF $(CMAKE_ARGS) > $(FUZZ_BUILD).configure.log \
 	  || { cat $(FUZZ_BUILD).configure.log; exit 1; }
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target born_static
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+## test-cuda: on a machine with an NVIDIA GPU: build the CUDA plugin and run the GPU suite
+test-cuda:
+	cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+	cmake --build build-cuda -j $(JOBS) --target born_cuda test_cuda
+	cd build-cuda && BORN_CUDA_PLUGIN=$$PWD/libborn-cuda.so ./test_cuda --jobs 1 --verbose
 
 ## deps: install the Debian packages for building, testing and the reference scripts
 deps:

@@ -6,6 +6,7 @@
 #include "born/data.h"
 #include "born/autograd.h"
 #include "born/checkpoint.h"
+#include "born/cuda.h"
 #include "born/info.h"
 #include "born/io.h"
 #include "born/optim.h"

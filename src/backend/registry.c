@@ -1,6 +1,7 @@
 /* backend/registry.c — maps a device to its backend. The CPU backend is always here; the CUDA
- * and Vulkan plugins register themselves when they are loaded (later issues). */
+ * plugin is loaded on first use (backend/plugin.c); Vulkan comes later. */
 #include "backend/backend.h"
+#include "backend/plugin.h"
 
 static const char *device_type_name(bn_device_type t)
 {
@@ -18,6 +19,7 @@ const bn_backend *bn__backend(const char *fn, bn_device d)
     if (d.type == BN_DEVICE_CPU)
         return bn__error_null(BN_ERR_DEVICE, "%s: there is only one CPU device (cpu:0), not cpu:%d",
                               fn, d.index);
+    if (d.type == BN_DEVICE_CUDA) return bn__plugin_backend(fn, d);
     return bn__error_null(BN_ERR_DEVICE,
                           "%s: device %s:%d is not available (no %s backend is loaded in this "
                           "build)",
@@ -26,6 +28,7 @@ const bn_backend *bn__backend(const char *fn, bn_device d)
 
 bool bn_device_available(bn_device d)
 {
+    if (d.type == BN_DEVICE_CUDA) return bn__plugin_device_available(d);
     return d.type == BN_DEVICE_CPU && d.index == 0;
 }
 

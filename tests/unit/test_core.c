@@ -2,6 +2,7 @@
  * copies. Creation and view values come from tests/data/core.txt (scripts/gen_core.py). */
 #include "bn_test.h"
 
+#include "born/cuda.h"
 #include "core/internal.h"
 
 #include <math.h>
@@ -572,8 +573,12 @@ Test(core, copy_and_conversion_reject_bad_input)
         bnt_assert_error(BN_ERR_ARG, "bn_contiguous", NULL);
         cr_assert_null(bn_clone(NULL));
         bnt_assert_error(BN_ERR_ARG, "bn_clone", NULL);
-        cr_assert_null(bn_tensor_to(x, bn_cuda(0)));
-        bnt_assert_error(BN_ERR_DEVICE, "bn_tensor_to", "cuda:0", NULL);
+        /* one past the last GPU (cuda:0 on a machine without one) */
+        bn_device missing = bn_cuda(bn_cuda_device_count());
+        char name[32];
+        snprintf(name, sizeof name, "cuda:%d", missing.index);
+        cr_assert_null(bn_tensor_to(x, missing));
+        bnt_assert_error(BN_ERR_DEVICE, "bn_tensor_to", name, NULL);
         cr_assert_null(bn_tensor_to(x, (bn_device){BN_DEVICE_CPU, 1}));
         bnt_assert_error(BN_ERR_DEVICE, "bn_tensor_to", "cpu:1", NULL);
         cr_assert(!bn_device_available(bn_vulkan(0)));

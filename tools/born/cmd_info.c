@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "json.h"
 
+#include "born/cuda.h"
 #include "born/info.h"
 
 #include <string.h>
@@ -60,8 +61,9 @@ static machine_info gather(void)
     m.features = bn_cpu_features_detect();
     m.threads = bn_num_threads();
     m.backends[0] = (backend_status){"cpu", true, NULL};
-    m.backends[1] =
-        gpu_backend("cuda", bn_cuda(0), "no CUDA backend in this build (not implemented yet)");
+    /* asking for the device count loads the CUDA plugin if there is one */
+    const char *cuda_reason = bn_cuda_device_count() > 0 ? NULL : bn_cuda_unavailable_reason();
+    m.backends[1] = gpu_backend("cuda", bn_cuda(0), cuda_reason ? cuda_reason : "no CUDA device");
     m.backends[2] = gpu_backend("vulkan", bn_vulkan(0),
                                 "no Vulkan backend in this build (not implemented yet)");
     return m;

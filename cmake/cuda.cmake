@@ -1,0 +1,63 @@
+# cmake/cuda.cmake — the CUDA plugin (issue 5). Included at the end of the top-level
+# CMakeLists.txt: `include(cmake/cuda.cmake)`. When CMake finds nvcc it builds
+# libborn-cuda.so (a MODULE: loaded by libborn with dlopen, never linked) beside libborn, with
+# the CUDA runtime linked statically and cuBLAS dynamically. Without the toolkit nothing changes.
+# The GPU test (tests/backend/test_cuda.c) needs no CUDA to compile: it is built either way and
+# skips its device tests when no GPU is found.
+#   -DBORN_CUDA=OFF skips the plugin; -DCMAKE_CUDA_ARCHITECTURES="90" narrows the targets.
+option(BORN_CUDA "Build the CUDA plugin when the CUDA toolkit is found" ON)
+
+if(BORN_CUDA)
+  include(CheckLanguage)
+  if(NOT DEFINED CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  check_language(CUDA)
+endif()
+
+if(BORN_CUDA AND CMAKE_CUDA_COMPILER)
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES 80 90) # A100, H100/H200 (PTX for 90 runs on newer GPUs)
+  endif()
+  enable_language(CUDA)
+  find_package(CUDAToolkit REQUIRED)
+  file(GLOB BORN_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/backend_cuda/*.c
+       ${CMAKE_SOURCE_DIR}/src/backend_cuda/*.cu)
+  add_library(born_cuda MODULE ${BORN_CUDA_SOURCES})
+  set_target_properties(born_cuda PROPERTIES
+    OUTPUT_NAME born-cuda
+    PREFIX lib
+    LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR} # beside libborn.so, where the loader looks
+    CUDA_STANDARD 17
+    CUDA_STANDARD_REQUIRED ON
+    C_VISIBILITY_PRESET hidden
+    CUDA_VISIBILITY_PRESET hidden)
+  target_include_directories(born_cuda PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src)
+  target_compile_definitions(born_cuda PRIVATE _POSIX_C_SOURCE=200809L _DEFAULT_SOURCE)
+  target_compile_options(born_cuda PRIVATE $<$<COMPILE_LANGUAGE:C>:${BORN_WARNINGS}>
+                         $<$<COMPILE_LANGUAGE:CUDA>:-O3>)
+  target_link_libraries(born_cuda PRIVATE CUDA::cudart_static CUDA::cublas Threads::Threads)
+  install(TARGETS born_cuda LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  set(BORN_CUDA_PLUGIN_FILE $<TARGET_FILE:born_cuda>)
+  message(STATUS "born: building the CUDA plugin libborn-cuda.so (${CMAKE_CUDA_COMPILER})")
+else()
+  set(BORN_CUDA_PLUGIN_FILE ${CMAKE_BINARY_DIR}/libborn-cuda.so)
+  message(STATUS "born: CUDA toolkit not found (or BORN_CUDA=OFF); no CUDA plugin")
+endif()
+
+if(TARGET born_testutil AND NOT TARGET test_cuda)
+  add_executable(test_cuda ${CMAKE_SOURCE_DIR}/tests/backend/test_cuda.c)
+  target_compile_options(test_cuda PRIVATE -Wall -Wextra -Wno-unused-parameter
+                         $<$<BOOL:${BORN_WERROR}>:-Werror>)
+  target_link_libraries(test_cuda PRIVATE born_testutil)
+  if(TARGET born_cuda)
+    add_dependencies(test_cuda born_cuda)
+  endif()
+  add_test(NAME test_cuda COMMAND test_cuda --jobs 1)
+  set_tests_properties(test_cuda PROPERTIES TIMEOUT 600
+    ENVIRONMENT "OMP_NUM_THREADS=2;BORN_CUDA_PLUGIN=${BORN_CUDA_PLUGIN_FILE}")
+  if(BORN_SANITIZE)
+    set_tests_properties(test_cuda PROPERTIES FAIL_REGULAR_EXPRESSION
+      "ERROR: LeakSanitizer;ERROR: AddressSanitizer;runtime error:")
+  endif()
+endif()

@@ -1,0 +1,45 @@
+/* born/cuda.h — the CUDA backend as the C API sees it: how many GPUs the plugin found, and the
+ * statistics of its caching allocator. The CUDA code lives in a plugin (libborn-cuda.so) that
+ * libborn loads with dlopen on first use; libborn itself links no CUDA library. Without the
+ * plugin or without a GPU these functions still work: bn_cuda_device_count returns 0 and the
+ * others fail with BN_ERR_DEVICE and a message saying why.
+ *
+ * Where the plugin is looked for: $BORN_CUDA_PLUGIN (a path) if set, else libborn-cuda.so beside
+ * the file holding libborn (the shared library or the program that links it statically), else
+ * the dynamic linker's search path. */
+#ifndef BORN_CUDA_H
+#define BORN_CUDA_H
+
+#include "born/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Statistics of one device's caching allocator, in bytes (counts where named so). */
+typedef struct bn_cuda_memory_stats {
+    uint64_t allocated;      /* held by live tensors now (rounded to the allocator's block sizes) */
+    uint64_t cached;         /* free blocks kept for reuse */
+    uint64_t peak_allocated; /* the most `allocated` has been since the plugin loaded */
+    uint64_t reserved;       /* allocated + cached: what cudaMalloc handed out and is still held */
+    uint64_t num_device_mallocs; /* cudaMalloc calls so far (a count) */
+    uint64_t num_allocs;         /* allocations served, from the cache or not (a count) */
+} bn_cuda_memory_stats;
+
+/* The number of CUDA devices; 0 when the plugin is missing, fails to load or finds no GPU. */
+BN_API int bn_cuda_device_count(void);
+/* Why bn_cuda_device_count() is 0 (a static string), or NULL when there are devices. */
+BN_API const char *bn_cuda_unavailable_reason(void);
+/* The device's name ("NVIDIA H100 80GB HBM3") into buf (NUL-terminated, truncated to n). */
+BN_API bn_status bn_cuda_device_name(int device, char *buf, size_t n);
+BN_API bn_status bn_cuda_memory_stats_get(int device, bn_cuda_memory_stats *out);
+/* Returns the cached free blocks of a device to the driver (cudaFree). */
+BN_API bn_status bn_cuda_empty_cache(int device);
+/* Waits until all work queued on the device's stream has finished. */
+BN_API bn_status bn_cuda_synchronize(int device);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,234 @@
+/* backend_cuda/cuda_common.cuh — what the plugin's CUDA kernels share: operand geometry (shape
+ * and per-operand strides, walked by a flat index), dtype traits (load/store through double or
+ * int64, compute type per dtype), dtype dispatch, launch helpers and the error message. */
+#ifndef BORN_CUDA_COMMON_CUH
+#define BORN_CUDA_COMMON_CUH
+
+#include "backend_cuda/cuda_kernels.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+enum { BCU_F32, BCU_F64, BCU_F16, BCU_BF16, BCU_I8, BCU_U8, BCU_I32, BCU_I64, BCU_BOOL };
+enum { BCU_OK = 0, BCU_ERR_UNSUPPORTED = 8, BCU_ERR_INTERNAL = 9 };
+#define BCU_OPS 4
+#define BCU_THREADS 256
+
+/* Formats the message bcu_last_message() returns and gives BCU_ERR_UNSUPPORTED. */
+int unsupported(const char *fmt, ...);
+/* 0, or BCU_ERR_INTERNAL naming `what` when the last launch failed. */
+int launch_status(const char *what);
+size_t dtype_size(int dtype);
+
+/* out's shape with each operand's strides (operand 0 is out); n elements. */
+struct Geo {
+    int ndim, nops;
+    bool contig; /* every operand contiguous in out's shape: offset = flat index */
+    int64_t n;
+    int64_t shape[BCU_MAX_DIMS];
+    int64_t st[BCU_OPS][BCU_MAX_DIMS];
+};
+
+Geo make_geo(const bcu_view *const *ops, int nops);
+
+__device__ inline void geo_offsets(const Geo &g, int64_t i, int64_t *off)
+{
+    if (g.contig) {
+        for (int k = 0; k < g.nops; k++) off[k] = i;
+        return;
+    }
+    for (int k = 0; k < g.nops; k++) off[k] = 0;
+    for (int d = g.ndim - 1; d >= 0; d--) {
+        int64_t idx = i % g.shape[d];
+        i /= g.shape[d];
+        for (int k = 0; k < g.nops; k++) off[k] += idx * g.st[k][d];
+    }
+}
+
+#define GRID_LOOP(i, n)                                                                            \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                      \
+         i += (int64_t)blockDim.x * gridDim.x)
+
+static inline unsigned grid_for(int64_t n)
+{
+    int64_t b = (n + BCU_THREADS - 1) / BCU_THREADS;
+    if (b < 1) b = 1;
+    if (b > 65535 * 8) b = 65535 * 8;
+    return (unsigned)b;
+}
+
+/* ---- dtype traits: C = compute type for arithmetic ---- */
+struct bcu_bool {
+    uint8_t v;
+};
+
+template <class T> struct Tr;
+#define SAT(v, lo, hi) ((v) != (v) ? 0 : (v) <= (lo) ? (lo) : (v) >= (hi) ? (hi) : (v))
+template <> struct Tr<float> {
+    typedef float C;
+    static const bool integral = false;
+    __host__ __device__ static double to_d(float x) { return x; }
+    __host__ __device__ static int64_t to_i(float x) { return (int64_t)x; }
+    __host__ __device__ static float from_d(double v) { return (float)v; }
+    __host__ __device__ static float from_i(int64_t v) { return (float)v; }
+    __device__ static C load(float x) { return x; }
+    __device__ static float store(C v) { return v; }
+};
+template <> struct Tr<double> {
+    typedef double C;
+    static const bool integral = false;
+    __host__ __device__ static double to_d(double x) { return x; }
+    __host__ __device__ static int64_t to_i(double x) { return (int64_t)x; }
+    __host__ __device__ static double from_d(double v) { return v; }
+    __host__ __device__ static double from_i(int64_t v) { return (double)v; }
+    __device__ static C load(double x) { return x; }
+    __device__ static double store(C v) { return v; }
+};
+template <> struct Tr<__half> {
+    typedef float C;
+    static const bool integral = false;
+    __device__ static double to_d(__half x) { return __half2float(x); }
+    __device__ static int64_t to_i(__half x) { return (int64_t)__half2float(x); }
+    __device__ static __half from_d(double v) { return __double2half(v); }
+    __device__ static __half from_i(int64_t v) { return __double2half((double)v); }
+    __device__ static C load(__half x) { return __half2float(x); }
+    __device__ static __half store(C v) { return __float2half_rn(v); }
+};
+template <> struct Tr<__nv_bfloat16> {
+    typedef float C;
+    static const bool integral = false;
+    __device__ static double to_d(__nv_bfloat16 x) { return __bfloat162float(x); }
+    __device__ static int64_t to_i(__nv_bfloat16 x) { return (int64_t)__bfloat162float(x); }
+    __device__ static __nv_bfloat16 from_d(double v) { return __double2bfloat16(v); }
+    __device__ static __nv_bfloat16 from_i(int64_t v) { return __double2bfloat16((double)v); }
+    __device__ static C load(__nv_bfloat16 x) { return __bfloat162float(x); }
+    __device__ static __nv_bfloat16 store(C v) { return __float2bfloat16_rn(v); }
+};
+#define INT_TRAITS(T, LO, HI)                                                                      \
+    template <> struct Tr<T> {                                                                     \
+        typedef int64_t C;                                                                         \
+        static const bool integral = true;                                                         \
+        __host__ __device__ static double to_d(T x) { return (double)x; }                          \
+        __host__ __device__ static int64_t to_i(T x) { return (int64_t)x; }                        \
+        __host__ __device__ static T from_d(double v)                                              \
+        {                                                                                          \
+            return (T)SAT(v, (double)LO, (double)HI);                                              \
+        }                                                                                          \
+        __host__ __device__ static T from_i(int64_t v) { return (T)v; }                            \
+        __device__ static C load(T x) { return (int64_t)x; }                                       \
+        __device__ static T store(C v) { return (T)v; }                                            \
+    };
+INT_TRAITS(int8_t, INT8_MIN, INT8_MAX)
+INT_TRAITS(uint8_t, 0, UINT8_MAX)
+INT_TRAITS(int32_t, INT32_MIN, INT32_MAX)
+#undef INT_TRAITS
+template <> struct Tr<int64_t> {
+    typedef int64_t C;
+    static const bool integral = true;
+    __host__ __device__ static double to_d(int64_t x) { return (double)x; }
+    __host__ __device__ static int64_t to_i(int64_t x) { return x; }
+    __host__ __device__ static int64_t from_d(double v)
+    {
+        return v != v                        ? 0
+               : v >= 9223372036854775807.0  ? INT64_MAX
+               : v <= -9223372036854775808.0 ? INT64_MIN
+                                             : (int64_t)v;
+    }
+    __host__ __device__ static int64_t from_i(int64_t v) { return v; }
+    __device__ static C load(int64_t x) { return x; }
+    __device__ static int64_t store(C v) { return v; }
+};
+template <> struct Tr<bcu_bool> {
+    typedef int64_t C;
+    static const bool integral = true;
+    __host__ __device__ static double to_d(bcu_bool x) { return x.v ? 1.0 : 0.0; }
+    __host__ __device__ static int64_t to_i(bcu_bool x) { return x.v ? 1 : 0; }
+    __host__ __device__ static bcu_bool from_d(double v)
+    {
+        bcu_bool b = {(uint8_t)(v != 0.0)};
+        return b;
+    }
+    __host__ __device__ static bcu_bool from_i(int64_t v)
+    {
+        bcu_bool b = {(uint8_t)(v != 0)};
+        return b;
+    }
+    __device__ static C load(bcu_bool x) { return x.v ? 1 : 0; }
+    __device__ static bcu_bool store(C v)
+    {
+        bcu_bool b = {(uint8_t)(v != 0)};
+        return b;
+    }
+};
+#undef SAT
+
+#define DT_CASE(code, T, ...)                                                                      \
+    case code: {                                                                                   \
+        typedef T T_;                                                                              \
+        __VA_ARGS__                                                                                \
+    } break;
+/* Runs the block with NAME typedef'd to dtype dt's storage type. */
+#define DISPATCH_ALL(dt, NAME, ...)                                                                \
+    switch (dt) {                                                                                  \
+    case BCU_F32: {                                                                                \
+        typedef float NAME;                                                                        \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    case BCU_F64: {                                                                                \
+        typedef double NAME;                                                                       \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    case BCU_F16: {                                                                                \
+        typedef __half NAME;                                                                       \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    case BCU_BF16: {                                                                               \
+        typedef __nv_bfloat16 NAME;                                                                \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    case BCU_I8: {                                                                                 \
+        typedef int8_t NAME;                                                                       \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    case BCU_U8: {                                                                                 \
+        typedef uint8_t NAME;                                                                      \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    case BCU_I32: {                                                                                \
+        typedef int32_t NAME;                                                                      \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    case BCU_I64: {                                                                                \
+        typedef int64_t NAME;                                                                      \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    case BCU_BOOL: {                                                                               \
+        typedef bcu_bool NAME;                                                                     \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    default: break;                                                                                \
+    }
+#define DISPATCH_FLOAT(dt, NAME, ...)                                                              \
+    switch (dt) {                                                                                  \
+    case BCU_F32: {                                                                                \
+        typedef float NAME;                                                                        \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    case BCU_F64: {                                                                                \
+        typedef double NAME;                                                                       \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    case BCU_F16: {                                                                                \
+        typedef __half NAME;                                                                       \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    case BCU_BF16: {                                                                               \
+        typedef __nv_bfloat16 NAME;                                                                \
+        __VA_ARGS__                                                                                \
+    } break;                                                                                       \
+    default: break;                                                                                \
+    }
+
+#endif

@@ -1,0 +1,79 @@
+/* backend_cuda/cuda_plugin.h — private to the CUDA plugin's C glue: per-device state, the caching
+ * allocator, copies, cuBLAS matmul and the error helpers. */
+#ifndef BORN_CUDA_PLUGIN_H
+#define BORN_CUDA_PLUGIN_H
+
+#include "backend/backend_conv.h"
+#include "backend/backend_nn.h"
+#include "backend_cuda/cuda_kernels.h"
+#include "backend/plugin.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <pthread.h>
+
+#define BCU_MAX_DEVICES 16
+#define BCU_LIVE_BUCKETS 4096
+#define BCU_STAGING_BYTES ((size_t)4 << 20) /* each of the two pinned staging buffers */
+#define BCU_PINNED_MIN ((size_t)64 << 10)   /* transfers from this size go through them */
+
+typedef struct bcu_block {
+    void *ptr;
+    size_t size;
+    struct bcu_block *next;
+} bcu_block;
+
+/* Size classes: up to 1 MiB rounded to 512 bytes and reused only at that exact size; above,
+ * rounded to 2 MiB and reused by the smallest cached block at most twice the request. */
+typedef struct bcu_allocator {
+    pthread_mutex_t lock;
+    bcu_block *free_small, *free_large;
+    bcu_block *live[BCU_LIVE_BUCKETS]; /* pointer -> size of blocks held by tensors */
+    bn_cuda_memory_stats stats;
+} bcu_allocator;
+
+typedef struct cuda_device {
+    int index;
+    bool ready;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    bcu_allocator alloc;
+    void *staging[2]; /* pinned host memory, allocated on first large transfer */
+    cudaEvent_t staged[2];
+    pthread_mutex_t staging_lock;
+} cuda_device;
+
+/* The calling thread's current device (set by select), or NULL before any. */
+cuda_device *bcu_current(void);
+
+/* Sets the thread's error through libborn (message formatted here) and returns code. */
+bn_status bcu_error(bn_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bn_status bcu_check(cudaError_t e, const char *what);
+bn_status bcu_kernel_status(int rc, const char *op);
+
+/* cuda_memory.c */
+void *bcu_alloc(cuda_device *d, size_t nbytes);
+void bcu_free(cuda_device *d, void *p);
+void bcu_alloc_stats(cuda_device *d, bn_cuda_memory_stats *out);
+bn_status bcu_alloc_empty_cache(cuda_device *d);
+bn_status bcu_copy_to_host(void *dst, const void *src, size_t nbytes);
+bn_status bcu_copy_from_host(void *dst, const void *src, size_t nbytes);
+
+/* cuda_matmul.c */
+bn_status bcu_blas_init(cuda_device *d);
+bn_status bcu_matmul(const bn_tview *a, const bn_tview *b, const bn_tview *out);
+
+/* cuda_unsupported.c: the kernel families not on the GPU yet (BN_ERR_UNSUPPORTED) */
+bn_status bcu_no_index_select(const bn_tview *x, int dim, const bn_tview *index,
+                              const bn_tview *out);
+bn_status bcu_no_gather(const bn_tview *x, int dim, const bn_tview *index, const bn_tview *out);
+bn_status bcu_no_scatter(bn_scatter_op op, const bn_tview *out, int dim, const bn_tview *index,
+                         const bn_tview *src);
+bn_status bcu_no_sort(const bn_tview *x, int dim, bool descending, const bn_tview *values,
+                      const bn_tview *indices);
+bn_status bcu_no_topk(const bn_tview *x, int64_t k, int dim, bool largest, const bn_tview *values,
+                      const bn_tview *indices);
+bn_status bcu_no_tri(const bn_tview *x, const bn_tview *out, int64_t diagonal, bool upper);
+extern const bn_backend_nn bcu_nn_unsupported;
+
+#endif
