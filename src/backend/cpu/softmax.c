@@ -9,10 +9,16 @@
  * lines sit next to each other in memory (softmax over dim 0 or a middle dim), or lines are very
  * short — a tile of lines advancing one row at a time. A group that fits the thread's scratch buffer is loaded
  * once and exp runs once per element; longer ones stream through the scratch in three passes.
- * Lines are independent, so the thread count never changes a result. */
+ * Lines are independent, so the thread count never changes a result.
+ *
+ * f32 lines that are contiguous in x and out (softmax over the last dim) take a fused path on
+ * the vectorised math of vmath.h: one pass for the max, one writing exp(x - m) and summing it
+ * (f32 lanes per block, double across blocks), one scaling by 1 / sum (or, for log_softmax,
+ * writing x - m - log(sum)). */
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/iter.h"
 #include "backend/cpu/reduce_io.h"
+#include "backend/cpu/vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -29,7 +35,22 @@ typedef struct softmax_plan {
     int64_t es;
     bool log, wide; /* wide: f64, computed with exp rather than expf */
     int64_t tile;   /* lines per tile (tiled walk) */
+    bool fused;     /* f32, lines contiguous in x and out: softmax_line_f32 */
 } softmax_plan;
+
+/* x and out are (len) contiguous f32: three passes, max, exp-and-sum, scale */
+static void softmax_line_f32(const float *x, float *out, int64_t len, bool take_log)
+{
+    const bn_vm_kernels *k = bn_vm();
+    float m = k->max(x, len);
+    if (take_log) {
+        float ls = (float)log(k->exp_sum(x, NULL, len, m));
+        for (int64_t i = 0; i < len; i++) out[i] = (x[i] - m) - ls;
+        return;
+    }
+    float s = (float)k->exp_sum(x, out, len, m);
+    for (int64_t i = 0; i < len; i++) out[i] /= s;
+}
 
 static double exp_of(const softmax_plan *sp, double d)
 {
@@ -155,6 +176,12 @@ static void softmax_group(const softmax_plan *sp, const char *x, char *out, int6
 static void softmax_run_group(const softmax_plan *sp, int64_t g, double *buf, int64_t cap)
 {
     int64_t first = g, cnt = 1;
+    if (sp->fused) {
+        int64_t xo, oo;
+        bn_red_dims_offsets(&sp->l.other, g, &xo, &oo);
+        softmax_line_f32((const float *)sp->x + xo, (float *)sp->out + oo, sp->l.len, sp->log);
+        return;
+    }
     if (sp->l.tiled) {
         int64_t tiles = (sp->l.inner + sp->tile - 1) / sp->tile;
         int64_t t = g % tiles;
@@ -180,6 +207,7 @@ bn_status bn_cpu_softmax(const bn_tview *x, const bn_tview *out, int dim, bool l
     sp.es = (int64_t)bn_dtype_size(x->dtype);
     sp.log = log;
     sp.wide = x->dtype == BN_F64;
+    sp.fused = x->dtype == BN_F32 && !sp.l.tiled && sp.l.xs == 1 && sp.l.os == 1 && bn_vm();
     if (sp.l.count == 0 || sp.l.len == 0) return BN_OK;
     /* tile width: as many lines as fit the scratch whole, within [TILE_MIN, TILE_MAX] */
     sp.tile = SOFTMAX_SCRATCH / sp.l.len;
@@ -195,7 +223,8 @@ bn_status bn_cpu_softmax(const bn_tview *x, const bn_tview *out, int dim, bool l
         int64_t need = sp.l.len * (sp.l.tiled ? sp.tile : 1);
         int64_t cap = need < SOFTMAX_SCRATCH ? need : SOFTMAX_SCRATCH;
         double small[SOFTMAX_TILE_MAX * 2];
-        double *heap = cap > SOFTMAX_TILE_MAX * 2 ? malloc((size_t)cap * sizeof(double)) : NULL;
+        double *heap =
+            !sp.fused && cap > SOFTMAX_TILE_MAX * 2 ? malloc((size_t)cap * sizeof(double)) : NULL;
         double *buf = heap ? heap : small;
         if (!heap) cap = SOFTMAX_TILE_MAX * 2;
 #pragma omp for schedule(static)

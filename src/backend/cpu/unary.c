@@ -4,10 +4,17 @@
  * contiguous case is a plain loop the compiler can vectorise. f16/bf16 go through f32 blocks
  * (elementwise_impl.h). Integer kernels cover the ops that keep an integer dtype (neg, abs,
  * sign, relu, clamp, floor/ceil/round as the identity); ops/ casts integer inputs of the
- * fraction-producing ops to f32 before they get here. */
+ * fraction-producing ops to f32 before they get here.
+ *
+ * f32 exp, log, tanh, sigmoid, erf, gelu, gelu_tanh, silu, softplus and elu run on the
+ * vectorised math of vmath.h: contiguous runs directly, strided ones through a contiguous
+ * block, so every element gets the same algorithm whatever its layout or the thread split.
+ * f64 keeps libm, and so do f16/bf16 (their f32 blocks): rounding a few-ulp f32 result to 16
+ * bits could land on the other side of a halfway point from libm's. */
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/elementwise_impl.h"
 #include "backend/cpu/iter.h"
+#include "backend/cpu/vmath.h"
 
 #include <math.h>
 
@@ -142,6 +149,55 @@ typedef struct unary_ctx {
     const bn_unary_params *p;
 } unary_ctx;
 
+/* The vmath op computing unary op for f32, or -1 when it has none. */
+static int vm_op_for(bn_unary_op op)
+{
+    switch (op) {
+    case BN_UNARY_EXP: return BN_VM_EXP;
+    case BN_UNARY_LOG: return BN_VM_LOG;
+    case BN_UNARY_TANH: return BN_VM_TANH;
+    case BN_UNARY_SIGMOID: return BN_VM_SIGMOID;
+    case BN_UNARY_ERF: return BN_VM_ERF;
+    case BN_UNARY_GELU: return BN_VM_GELU;
+    case BN_UNARY_GELU_TANH: return BN_VM_GELU_TANH;
+    case BN_UNARY_SILU: return BN_VM_SILU;
+    case BN_UNARY_SOFTPLUS: return BN_VM_SOFTPLUS;
+    case BN_UNARY_ELU: return BN_VM_ELU;
+    default: return -1;
+    }
+}
+
+/* x and y are (n) f32, contiguous: the vmath kernel when op has one, else unary_f32 */
+static void unary_f32_contig(bn_unary_op op, const float *x, float *y, int64_t n,
+                             const bn_unary_params *p)
+{
+    int v = vm_op_for(op);
+    if (v < 0) {
+        unary_f32(op, (const char *)x, 1, (char *)y, 1, n, p);
+        return;
+    }
+    bn_vm()->map[v](x, y, n, (float)p->alpha, (float)p->beta);
+}
+
+/* f32 with strides sx, sy: contiguous runs directly, strided ones through a block */
+static void unary_f32_vm(bn_unary_op op, const char *px, int64_t sx, char *py, int64_t sy,
+                         int64_t n, const bn_unary_params *p)
+{
+    if (sx == 1 && sy == 1) {
+        unary_f32_contig(op, (const float *)px, (float *)py, n, p);
+        return;
+    }
+    const float *x = (const float *)px;
+    float *y = (float *)py;
+    float xb[BN_EW_BLOCK], yb[BN_EW_BLOCK];
+    for (int64_t i0 = 0; i0 < n; i0 += BN_EW_BLOCK) {
+        int64_t m = n - i0 < BN_EW_BLOCK ? n - i0 : BN_EW_BLOCK;
+        for (int64_t i = 0; i < m; i++) xb[i] = x[(i0 + i) * sx];
+        unary_f32_contig(op, xb, yb, m, p);
+        for (int64_t i = 0; i < m; i++) y[(i0 + i) * sy] = yb[i];
+    }
+}
+
 /* operand 0 is out, 1 is x */
 static void unary_run(void *vctx, char *const *p, const int64_t *s, int64_t n)
 {
@@ -258,6 +314,7 @@ bn_status bn_cpu_unary(bn_unary_op op, const bn_tview *x, const bn_tview *out,
     bn_iter it;
     bn_iter_init(&it, 2, ops);
     unary_ctx c = {op, x->dtype, kernel_for(x->dtype), &q};
+    if (x->dtype == BN_F32 && vm_op_for(op) >= 0 && bn_vm()) c.fn = unary_f32_vm;
     bn_iter_fn run = unary_run;
     if (bn_ew_is_half(x->dtype))
         run = op == BN_UNARY_LOGICAL_NOT ? logical_not_half : unary_run_half;
