@@ -5,7 +5,13 @@
  * gradient of ones (bn_autograd_grad), not counting the forward. ms is the median of the
  * repetitions after one warm-up.
  *
- * usage: bench_conv [--reps R] [--threads N]   (default: 1 thread and bn_num_threads()) */
+ * With --infer B it times instead the whole Fashion-MNIST CNN's inference (bn_model_build("cnn"),
+ * eval mode, no grad) on a random batch of B images, one JSON line per thread count:
+ *   {"bench":"cnn_infer","batch":B,"threads":T,"ms":median,"images_per_second":...}
+ * (bench/vs_torch_infer.sh runs it beside PyTorch).
+ *
+ * usage: bench_conv [--reps R] [--threads N] [--infer B]
+ *        (default: 1 thread and bn_num_threads()) */
 #include "born/born.h"
 
 #include <stdio.h>
@@ -73,16 +79,57 @@ static void run(const int64_t *xs, const int64_t *ws, int threads, int reps)
     bn_scope_end();
 }
 
+/* The CNN's forward on a (batch, 1, 28, 28) random batch, timed. */
+static void run_infer(int64_t batch, int threads, int reps)
+{
+    if (bn_set_num_threads(threads) != BN_OK) return;
+    bn_manual_seed(1);
+    bn_module *m = bn_model_build("cnn");
+    if (!m) {
+        fprintf(stderr, "bench_conv: %s\n", bn_error_message());
+        return;
+    }
+    bn_module_eval(m);
+    bn_scope_begin();
+    bn_tensor *x = bn_randn(BN_SHAPE(batch, 1, 28, 28), BN_F32);
+    double times[65];
+    bool ok = true;
+    bn_no_grad_begin();
+    for (int r = 0; r <= reps && ok; r++) { /* r == 0: warm-up */
+        bn_scope_begin();
+        double t0 = now_ms();
+        ok = bn_module_forward(m, x) != NULL;
+        times[r] = now_ms() - t0;
+        bn_scope_end();
+    }
+    bn_no_grad_end();
+    bn_scope_end();
+    bn_module_free(m);
+    if (!ok) {
+        fprintf(stderr, "bench_conv: %s\n", bn_error_message());
+        return;
+    }
+    qsort(times + 1, (size_t)reps, sizeof times[0], cmp_double);
+    double ms = times[1 + reps / 2];
+    printf("{\"bench\":\"cnn_infer\",\"batch\":%lld,\"threads\":%d,\"ms\":%.3f,"
+           "\"images_per_second\":%.0f}\n",
+           (long long)batch, threads, ms, ms > 0 ? (double)batch * 1e3 / ms : 0.0);
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     int reps = 11, fixed_threads = 0;
+    int64_t infer = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             fixed_threads = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--infer") == 0 && i + 1 < argc) {
+            infer = atoll(argv[++i]);
         } else {
-            fprintf(stderr, "usage: %s [--reps R] [--threads N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--reps R] [--threads N] [--infer B]\n", argv[0]);
             return 2;
         }
     }
@@ -92,6 +139,15 @@ int main(int argc, char **argv)
     static const int64_t layers[2][2][4] = {{{64, 1, 28, 28}, {32, 1, 3, 3}},
                                             {{64, 32, 13, 13}, {64, 32, 3, 3}}};
     int max_threads = bn_num_threads();
+    if (infer > 0) {
+        if (fixed_threads > 0 || max_threads == 1) {
+            run_infer(infer, fixed_threads > 0 ? fixed_threads : 1, reps);
+        } else {
+            run_infer(infer, 1, reps);
+            run_infer(infer, max_threads, reps);
+        }
+        return 0;
+    }
     for (int l = 0; l < 2; l++) {
         if (fixed_threads > 0) {
             run(layers[l][0], layers[l][1], fixed_threads, reps);

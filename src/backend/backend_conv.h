@@ -35,7 +35,8 @@ typedef struct bn_backend_conv {
     /* ---- pooling ---- */
     /* x is (N, C, H, W), any strides; out (N, C, OH, OW) and indices (N, C, OH, OW, i64) are
      * contiguous. out = the window's maximum (NaN wins, padding never does), indices = its flat
-     * position h*W + w in the plane, like torch. */
+     * position h*W + w in the plane, like torch. indices->data NULL: no indices are wanted (no
+     * backward will need them) and only out is written. */
     bn_status (*max_pool2d)(const bn_tview *x, const bn_tview *out, const bn_tview *indices,
                             const bn_window_geom *g);
     /* grad_out and indices (N, C, OH, OW) contiguous; grad_in (N, C, H, W) contiguous is

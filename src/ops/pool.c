@@ -4,6 +4,7 @@
  * compute in f32 and are rounded once. */
 #include "autograd/grad_conv.h"
 #include "backend/backend_conv.h"
+#include "ops/conv_buffers.h"
 
 static bn_dtype compute_dtype(bn_dtype dt) { return dt == BN_F64 ? BN_F64 : BN_F32; }
 
@@ -108,7 +109,7 @@ static bn_tensor *like_x(bn_tensor *y4, const bn_tensor *x)
 static bn_tensor *pool_out(const bn_window_geom *g, bn_dtype dt, bn_device d)
 {
     int64_t s[4] = {g->N, g->C, g->OH, g->OW};
-    return bn__empty(s, 4, dt, d);
+    return bn__conv_empty(s, 4, dt, d);
 }
 
 /* ---- public --------------------------------------------------------------------------------- */
@@ -123,10 +124,13 @@ bn_tensor *bn_max_pool2d(const bn_tensor *x, int64_t kernel, bn_pool_opts o)
     bn_tensor *xc = bn__to_dtype(x, compute_dtype(x->dtype));
     bn_tensor *x4 = xc ? as_4d(xc, g.N) : NULL;
     bn_tensor *y = x4 ? pool_out(&g, x4->dtype, x->storage->device) : NULL;
-    bn_tensor *idx = y ? pool_out(&g, BN_I64, x->storage->device) : NULL;
+    /* the argmax is kept only for the backward: without one the kernel writes no indices */
+    bool need_idx = bn__grad_needed1(x);
+    bn_tensor *idx = y && need_idx ? pool_out(&g, BN_I64, x->storage->device) : NULL;
     bn_release(xc);
-    if (idx) {
-        bn_tview xv = bn__tview(x4), yv = bn__tview(y), iv = bn__tview(idx);
+    if (idx || (y && !need_idx)) {
+        bn_tview xv = bn__tview(x4), yv = bn__tview(y), iv = {.data = NULL, .dtype = BN_I64};
+        if (idx) iv = bn__tview(idx);
         if (be->conv->max_pool2d(&xv, &yv, &iv, &g) != BN_OK) bn_release(y), y = NULL;
     } else {
         bn_release(y), y = NULL;
@@ -206,7 +210,7 @@ static bn_tensor *pool_backward(int kind, const bn_tensor *grad_out, const bn_te
     bn_tensor *go = gc ? bn__contiguous(gc) : NULL;
     bn_release(gc);
     int64_t s[4] = {g->N, g->C, g->H, g->W};
-    bn_tensor *gi = go ? bn__empty(s, 4, cd, grad_out->storage->device) : NULL;
+    bn_tensor *gi = go ? bn__conv_empty(s, 4, cd, grad_out->storage->device) : NULL;
     bn_status st = BN_ERR_OOM;
     if (gi) {
         bn_tview gov = bn__tview(go), giv = bn__tview(gi);

@@ -10,6 +10,8 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/iter.h"
 
+#include <string.h>
+
 /* The first and one-past-last output column ow whose input column ow*s - p + k*d lies in
  * [0, W). */
 static void valid_cols(int64_t OW, int64_t W, int64_t s, int64_t off, int64_t *lo, int64_t *hi)
@@ -66,11 +68,58 @@ static void valid_cols(int64_t OW, int64_t W, int64_t s, int64_t off, int64_t *l
 DEFINE_IM2COL(float, im2col_f32)
 DEFINE_IM2COL(double, im2col_f64)
 
+/* The common case: x rows contiguous along W, cols rows contiguous, stride 1 and no dilation
+ * along W. Each (row of cols, oh) is then one contiguous copy of hi - lo elements between two
+ * zero-filled edges (the padding), done with memcpy / memset. */
+#define DEFINE_IM2COL_ROWS(T, NAME)                                                                \
+    static void NAME(const bn_tview *x, const bn_tview *cols, const bn_window_geom *g)             \
+    {                                                                                              \
+        const T *xd = x->data;                                                                     \
+        T *cd = cols->data;                                                                        \
+        int64_t KK = g->KH * g->KW, CKK = g->C * KK, rows = g->N * CKK, OW = g->OW;                \
+        const int64_t *xs = x->strides, *cs = cols->strides;                                       \
+        const bool par = rows * g->OH * OW >= BN_PAR_MIN_ELEMS;                                    \
+        _Pragma("omp parallel for schedule(static) if (par)")                                      \
+        for (int64_t r = 0; r < rows; r++) {                                                       \
+            int64_t n = r / CKK, ck = r % CKK;                                                     \
+            int64_t c = ck / KK, kh = (ck % KK) / g->KW, kw = ck % g->KW;                          \
+            const T *xp = xd + n * xs[0] + c * xs[1];                                              \
+            T *cp = cd + n * cs[0] + ck * cs[1];                                                   \
+            int64_t woff = kw - g->pad_w, lo, hi;                                                  \
+            valid_cols(OW, g->W, 1, woff, &lo, &hi);                                               \
+            size_t head = (size_t)lo * sizeof(T), body = (size_t)(hi - lo) * sizeof(T),            \
+                   tail = (size_t)(OW - hi) * sizeof(T);                                           \
+            for (int64_t oh = 0; oh < g->OH; oh++) {                                               \
+                int64_t ih = oh * g->stride_h - g->pad_h + kh * g->dil_h;                          \
+                T *crow = cp + oh * OW;                                                            \
+                if (ih < 0 || ih >= g->H) {                                                        \
+                    memset(crow, 0, (size_t)OW * sizeof(T));                                       \
+                    continue;                                                                      \
+                }                                                                                  \
+                if (head) memset(crow, 0, head);                                                   \
+                memcpy(crow + lo, xp + ih * xs[2] + woff + lo, body);                              \
+                if (tail) memset(crow + hi, 0, tail);                                              \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+DEFINE_IM2COL_ROWS(float, im2col_rows_f32)
+DEFINE_IM2COL_ROWS(double, im2col_rows_f64)
+
+static bool rows_contiguous(const bn_tview *x, const bn_tview *cols, const bn_window_geom *g)
+{
+    return x->strides[3] == 1 && cols->strides[2] == 1 && g->stride_w == 1 && g->dil_w == 1;
+}
+
 static bn_status cpu_im2col(const bn_tview *x, const bn_tview *cols, const bn_window_geom *g)
 {
     switch (x->dtype) {
-    case BN_F32: im2col_f32(x, cols, g); return BN_OK;
-    case BN_F64: im2col_f64(x, cols, g); return BN_OK;
+    case BN_F32:
+        (rows_contiguous(x, cols, g) ? im2col_rows_f32 : im2col_f32)(x, cols, g);
+        return BN_OK;
+    case BN_F64:
+        (rows_contiguous(x, cols, g) ? im2col_rows_f64 : im2col_f64)(x, cols, g);
+        return BN_OK;
     default:
         return bn__error(BN_ERR_UNSUPPORTED, "im2col: dtype %s is not supported on the CPU",
                          bn_dtype_name(x->dtype));

@@ -59,7 +59,7 @@ static inline void window_rows(int64_t o, int64_t s, int64_t p, int64_t k, int64
                             if (v > best || isnan(v)) best = v, best_i = h * g->W + w;             \
                         }                                                                          \
                     od[p * OHW + oh * g->OW + ow] = best;                                          \
-                    id[p * OHW + oh * g->OW + ow] = best_i;                                        \
+                    if (id) id[p * OHW + oh * g->OW + ow] = best_i;                                \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
@@ -68,12 +68,82 @@ static inline void window_rows(int64_t o, int64_t s, int64_t p, int64_t k, int64
 DEFINE_MAX_POOL(float, max_pool_f32)
 DEFINE_MAX_POOL(double, max_pool_f64)
 
+/* The common 2x2, stride 2 window without padding or dilation over rows contiguous along W
+ * (the CNN's pools): the same scan order and NaN rule as the general kernel, without the window
+ * arithmetic. x (N, C, H, W) with strides[3] == 1 → out, indices (N, C, OH, OW) contiguous. */
+static bool is_plain_2x2(const bn_tview *x, const bn_window_geom *g)
+{
+    return g->KH == 2 && g->KW == 2 && g->stride_h == 2 && g->stride_w == 2 && g->pad_h == 0 &&
+           g->pad_w == 0 && g->dil_h == 1 && g->dil_w == 1 && x->strides[3] == 1 &&
+           2 * g->OH <= g->H && 2 * g->OW <= g->W;
+}
+
+/* One output row of a 2x2 window: out[ow] = the max of r0[2ow], r0[2ow+1], r1[2ow], r1[2ow+1]
+ * scanned in that order, taking a value when it is larger or NaN (torch's rule: a later NaN
+ * wins), and pos[ow] = its place in the window (0..3). Written without branches (select
+ * expressions) so the compiler vectorises it and random data costs no mispredictions. */
+#define DEFINE_MAX_ROW_2X2(T, NAME)                                                                \
+    static void NAME(const T *restrict r0, const T *restrict r1, int64_t OW, T *restrict out,     \
+                     int32_t *restrict pos)                                                        \
+    {                                                                                              \
+        for (int64_t ow = 0; ow < OW; ow++) {                                                      \
+            T best = r0[2 * ow], v = r0[2 * ow + 1];                                               \
+            int32_t bi = 0;                                                                        \
+            bool take = v > best || v != v;                                                        \
+            best = take ? v : best, bi = take ? 1 : bi;                                            \
+            v = r1[2 * ow], take = v > best || v != v;                                             \
+            best = take ? v : best, bi = take ? 2 : bi;                                            \
+            v = r1[2 * ow + 1], take = v > best || v != v;                                         \
+            best = take ? v : best, bi = take ? 3 : bi;                                            \
+            out[ow] = best, pos[ow] = bi;                                                          \
+        }                                                                                          \
+    }
+
+DEFINE_MAX_ROW_2X2(float, max_row_2x2_f32)
+DEFINE_MAX_ROW_2X2(double, max_row_2x2_f64)
+
+#define DEFINE_MAX_POOL_2X2(T, NAME, ROW)                                                          \
+    static void NAME(const bn_tview *x, const bn_tview *out, const bn_tview *indices,              \
+                     const bn_window_geom *g)                                                      \
+    {                                                                                              \
+        const T *xd = x->data;                                                                     \
+        T *od = out->data;                                                                         \
+        int64_t *id = indices->data;                                                               \
+        int64_t planes = g->N * g->C, OHW = g->OH * g->OW, W = g->W, rs = x->strides[2];           \
+        const bool par = planes * OHW * 4 >= BN_PAR_MIN_ELEMS;                                     \
+        _Pragma("omp parallel for schedule(static) if (par)")                                      \
+        for (int64_t p = 0; p < planes; p++) {                                                     \
+            int32_t pos[256];                                                                      \
+            const T *xp = xd + at4(x->strides, p / g->C, p % g->C, 0, 0);                          \
+            for (int64_t oh = 0; oh < g->OH; oh++) {                                               \
+                const T *r0 = xp + 2 * oh * rs;                                                    \
+                T *orow = od + p * OHW + oh * g->OW;                                               \
+                int64_t *irow = id ? id + p * OHW + oh * g->OW : NULL, base = 2 * oh * W;          \
+                for (int64_t o0 = 0; o0 < g->OW; o0 += 256) {                                      \
+                    int64_t n = g->OW - o0 < 256 ? g->OW - o0 : 256;                               \
+                    ROW(r0 + 2 * o0, r0 + rs + 2 * o0, n, orow + o0, pos);                         \
+                    if (id)                                                                        \
+                        for (int64_t j = 0; j < n; j++)                                            \
+                            irow[o0 + j] =                                                         \
+                                base + 2 * (o0 + j) + (pos[j] & 1) + (pos[j] >> 1) * W;            \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+DEFINE_MAX_POOL_2X2(float, max_pool_2x2_f32, max_row_2x2_f32)
+DEFINE_MAX_POOL_2X2(double, max_pool_2x2_f64, max_row_2x2_f64)
+
 bn_status bn_cpu_max_pool2d(const bn_tview *x, const bn_tview *out, const bn_tview *indices,
                             const bn_window_geom *g)
 {
     switch (x->dtype) {
-    case BN_F32: max_pool_f32(x, out, indices, g); return BN_OK;
-    case BN_F64: max_pool_f64(x, out, indices, g); return BN_OK;
+    case BN_F32:
+        (is_plain_2x2(x, g) ? max_pool_2x2_f32 : max_pool_f32)(x, out, indices, g);
+        return BN_OK;
+    case BN_F64:
+        (is_plain_2x2(x, g) ? max_pool_2x2_f64 : max_pool_f64)(x, out, indices, g);
+        return BN_OK;
     default: return unsupported("max_pool2d", x->dtype);
     }
 }
