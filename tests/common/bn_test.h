@@ -76,6 +76,17 @@ char *bnt_cpuinfo_flags(void);
 /* word appears in text as a whole word (separated by spaces, newlines or the ends). */
 bool bnt_has_word(const char *text, const char *word);
 
+/* ---- the born command ----------------------------------------------------------------------------
+ * Runs the binary named by $BORN_BIN (CTest sets it; the test is skipped without it) with the
+ * given arguments and collects its exit code, stdout and stderr. */
+typedef struct bnt_run_result {
+    int exit_code;
+    char *out, *err;
+} bnt_run_result;
+bnt_run_result bnt_run_born(const char *const *args); /* NULL-terminated */
+#define BNT_RUN_BORN(...) bnt_run_born((const char *const[]){__VA_ARGS__, NULL})
+void bnt_run_result_free(bnt_run_result *r);
+
 /* ---- leaks ----------------------------------------------------------------------------------- */
 /* Tensor headers alive now; compare before/after a block (LeakSanitizer checks the rest). */
 long long bnt_live_tensors(void);

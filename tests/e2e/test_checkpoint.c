@@ -17,80 +17,24 @@
 
 #define TINY BORN_TEST_DATA_DIR "/idx/tiny"
 
-extern char **environ;
-
-typedef struct run_result {
-    int exit_code;
-    char *out, *err;
-} run_result;
-
-static int temp_file(void)
-{
-    char path[] = "/tmp/born-ckpt-test-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    unlink(path);
-    return fd;
-}
-
-static char *slurp_fd(int fd)
-{
-    off_t size = lseek(fd, 0, SEEK_END);
-    char *buf = malloc((size_t)size + 1);
-    cr_assert_not_null(buf);
-    cr_assert_eq(pread(fd, buf, (size_t)size, 0), size);
-    buf[size] = '\0';
-    close(fd);
-    return buf;
-}
-
-static run_result run_born(const char *const *args)
-{
-    const char *bin = getenv("BORN_BIN");
-    if (!bin || !*bin) cr_skip("BORN_BIN is not set: the born binary was not built");
-    char *argv[40] = {(char *)bin};
-    int argc = 1;
-    for (; args[argc - 1]; argc++) argv[argc] = (char *)args[argc - 1];
-    argv[argc] = NULL;
-    int out_fd = temp_file(), err_fd = temp_file();
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, err_fd, STDERR_FILENO);
-    pid_t pid;
-    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0);
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    return (run_result){WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp_fd(out_fd),
-                        slurp_fd(err_fd)};
-}
-#define RUN_BORN(...) run_born((const char *const[]){__VA_ARGS__, NULL})
-
-static void run_result_free(run_result *r)
-{
-    free(r->out);
-    free(r->err);
-}
 
 /* Runs born and expects exit code 0. */
 static void run_ok(const char *const *args)
 {
-    run_result r = run_born(args);
+    bnt_run_result r = bnt_run_born(args);
     cr_assert_eq(r.exit_code, 0, "exit %d, stderr: %s", r.exit_code, r.err);
-    run_result_free(&r);
+    bnt_run_result_free(&r);
 }
 #define RUN_OK(...) run_ok((const char *const[]){__VA_ARGS__, NULL})
 
 /* Runs born and expects exit code `code` with stderr holding a and b (b may be NULL). */
 static void run_fails(int code, const char *a, const char *b, const char *const *args)
 {
-    run_result r = run_born(args);
+    bnt_run_result r = bnt_run_born(args);
     cr_assert_eq(r.exit_code, code, "exit %d (want %d), stderr: %s", r.exit_code, code, r.err);
     cr_assert(strstr(r.err, a), "stderr lacks '%s': %s", a, r.err);
     if (b) cr_assert(strstr(r.err, b), "stderr lacks '%s': %s", b, r.err);
-    run_result_free(&r);
+    bnt_run_result_free(&r);
 }
 #define RUN_FAILS(code, a, b, ...) run_fails(code, a, b, (const char *const[]){__VA_ARGS__, NULL})
 
@@ -184,13 +128,13 @@ Test(cli_checkpoint, resume_rejects_a_checkpoint_of_another_model_or_optimizer)
     RUN_FAILS(1, "cannot open", "/nonexistent.born", "train", "--data", TINY, "--resume",
               "/nonexistent.born");
     /* other options than the first run's: it runs, with a warning per option */
-    run_result r = RUN_BORN("train", "--data", TINY, "--limit", "64", "--epochs", "2", "--seed",
+    bnt_run_result r = BNT_RUN_BORN("train", "--data", TINY, "--limit", "64", "--epochs", "2", "--seed",
                             "3", "--resume", ck1);
     cr_assert_eq(r.exit_code, 0, "%s", r.err);
     cr_assert(strstr(r.err, "warning: --seed is 3 but"), "%s", r.err);
     cr_assert(strstr(r.err, "was saved with 0"), "%s", r.err);
     cr_assert(strstr(r.out, "epoch 2/2"), "%s", r.out);
-    run_result_free(&r);
+    bnt_run_result_free(&r);
     remove_tree(dir);
 }
 
@@ -212,16 +156,16 @@ Test(cli_checkpoint, eval_prints_accuracy_and_the_confusion_matrix_of_a_saved_mo
     snprintf(model, sizeof model, "%s/m.born", dir);
     snprintf(st, sizeof st, "%s/m.safetensors", dir);
     RUN_OK("train", "--data", TINY, "--epochs", "2", "--out", model);
-    run_result r = RUN_BORN("eval", "--model", model, "--data", TINY);
+    bnt_run_result r = BNT_RUN_BORN("eval", "--model", model, "--data", TINY);
     cr_assert_eq(r.exit_code, 0, "%s", r.err);
     cr_assert(strstr(r.out, "test accuracy "), "%s", r.out);
     cr_assert(strstr(r.out, "(mlp)"), "%s", r.out);
     cr_assert(strstr(r.out, "confusion matrix"), "%s", r.out);
     cr_assert(strstr(r.out, "Ankle boot"), "%s", r.out);
-    run_result_free(&r);
+    bnt_run_result_free(&r);
     /* the same through safetensors (the name travels in the metadata) */
     RUN_OK("convert", model, st);
-    r = RUN_BORN("eval", "--model", st, "--data", TINY, "--json");
+    r = BNT_RUN_BORN("eval", "--model", st, "--data", TINY, "--json");
     cr_assert_eq(r.exit_code, 0, "%s", r.err);
     jv o;
     const char *err;
@@ -232,7 +176,7 @@ Test(cli_checkpoint, eval_prints_accuracy_and_the_confusion_matrix_of_a_saved_mo
     const jv *cm = jv_get(&o, "confusion");
     cr_assert(cm && cm->kind == JV_ARRAY);
     jv_free(&o);
-    run_result_free(&r);
+    bnt_run_result_free(&r);
     remove_tree(dir);
 }
 
@@ -253,14 +197,14 @@ Test(cli_checkpoint, inspect_lists_tensors_metadata_and_parameter_count)
     temp_dir(dir, sizeof dir);
     snprintf(model, sizeof model, "%s/m.born", dir);
     RUN_OK("train", "--data", TINY, "--limit", "64", "--out", model);
-    run_result r = RUN_BORN("inspect", model, "--verify");
+    bnt_run_result r = BNT_RUN_BORN("inspect", model, "--verify");
     cr_assert_eq(r.exit_code, 0, "%s", r.err);
     cr_assert(strstr(r.out, "parameters: 101770"), "%s", r.out);
     cr_assert(strstr(r.out, "1.weight") && strstr(r.out, "[128, 784]"), "%s", r.out);
     cr_assert(strstr(r.out, "checksum verified"), "%s", r.out);
     cr_assert(strstr(r.out, "born.model: mlp"), "%s", r.out);
-    run_result_free(&r);
-    r = RUN_BORN("inspect", "--json", model);
+    bnt_run_result_free(&r);
+    r = BNT_RUN_BORN("inspect", "--json", model);
     cr_assert_eq(r.exit_code, 0, "%s", r.err);
     jv o;
     const char *err;
@@ -270,7 +214,7 @@ Test(cli_checkpoint, inspect_lists_tensors_metadata_and_parameter_count)
     const jv *ts = jv_get(&o, "tensors");
     cr_assert(ts && ts->kind == JV_ARRAY);
     jv_free(&o);
-    run_result_free(&r);
+    bnt_run_result_free(&r);
     remove_tree(dir);
 }
 

@@ -16,7 +16,6 @@
 
 #define TINY BORN_TEST_DATA_DIR "/idx/tiny"
 
-extern char **environ;
 
 /* ---- in-process --------------------------------------------------------------------------- */
 Test(trainer, mlp_learns_the_tiny_set_without_leaks)
@@ -163,61 +162,6 @@ Test(trainer, confusion_matrix_prints_rows_as_true_classes)
 }
 
 /* ---- the born command ----------------------------------------------------------------------- */
-typedef struct run_result {
-    int exit_code;
-    char *out, *err;
-} run_result;
-
-static int temp_file(void)
-{
-    char path[] = "/tmp/born-train-test-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    unlink(path);
-    return fd;
-}
-
-static char *slurp_fd(int fd)
-{
-    off_t size = lseek(fd, 0, SEEK_END);
-    char *buf = malloc((size_t)size + 1);
-    cr_assert_not_null(buf);
-    cr_assert_eq(pread(fd, buf, (size_t)size, 0), size);
-    buf[size] = '\0';
-    close(fd);
-    return buf;
-}
-
-static run_result run_born(const char *const *args)
-{
-    const char *bin = getenv("BORN_BIN");
-    if (!bin || !*bin) cr_skip("BORN_BIN is not set: the born binary was not built");
-    char *argv[40] = {(char *)bin};
-    int argc = 1;
-    for (; args[argc - 1]; argc++) argv[argc] = (char *)args[argc - 1];
-    argv[argc] = NULL;
-    int out_fd = temp_file(), err_fd = temp_file();
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, err_fd, STDERR_FILENO);
-    pid_t pid;
-    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0);
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    return (run_result){WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp_fd(out_fd),
-                        slurp_fd(err_fd)};
-}
-#define RUN_BORN(...) run_born((const char *const[]){__VA_ARGS__, NULL})
-
-static void run_result_free(run_result *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
 /* Parses each line of out as JSON into lines[] (at most max); returns the count. */
 static int parse_lines(char *out, jv *lines, int max)
 {
@@ -241,7 +185,7 @@ static double num(const jv *o, const char *key)
 
 Test(cli_train, json_has_one_object_per_epoch_and_a_final_one)
 {
-    run_result r = RUN_BORN("train", "--model", "mlp", "--data", TINY, "--epochs", "3", "--batch",
+    bnt_run_result r = BNT_RUN_BORN("train", "--model", "mlp", "--data", TINY, "--epochs", "3", "--batch",
                             "32", "--seed", "1", "--json");
     cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
     jv lines[8];
@@ -266,14 +210,14 @@ Test(cli_train, json_has_one_object_per_epoch_and_a_final_one)
     cr_assert_str_eq(jv_get(f, "optim")->string, "adam");
     cr_assert_float_eq(num(f, "lr"), 1e-3, 1e-12);
     for (int i = 0; i < n; i++) jv_free(&lines[i]);
-    run_result_free(&r);
+    bnt_run_result_free(&r);
 }
 
 Test(cli_train, same_seed_gives_the_same_losses)
 {
     const char *args[] = {"train", "--model", "mlp", "--data", TINY, "--limit", "128", "--batch",
                           "16", "--seed", "9", "--json", "--optim", "sgd", "--lr", "0.05", NULL};
-    run_result a = run_born(args), b = run_born(args);
+    bnt_run_result a = bnt_run_born(args), b = bnt_run_born(args);
     cr_assert_eq(a.exit_code, 0, "stderr: %s", a.err);
     jv la[2], lb[2];
     cr_assert_eq(parse_lines(a.out, la, 2), 2);
@@ -285,13 +229,13 @@ Test(cli_train, same_seed_gives_the_same_losses)
         jv_free(&la[i]);
         jv_free(&lb[i]);
     }
-    run_result_free(&a);
-    run_result_free(&b);
+    bnt_run_result_free(&a);
+    bnt_run_result_free(&b);
 }
 
 Test(cli_train, cnn_runs_on_a_limited_subset_with_text_output)
 {
-    run_result r = RUN_BORN("train", "--model", "cnn", "--data", TINY, "--limit", "64",
+    bnt_run_result r = BNT_RUN_BORN("train", "--model", "cnn", "--data", TINY, "--limit", "64",
                             "--batch", "16", "--threads", "2", "--confusion");
     cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
     cr_assert(strstr(r.out, "born train: cnn on "), "%s", r.out);
@@ -301,17 +245,17 @@ Test(cli_train, cnn_runs_on_a_limited_subset_with_text_output)
     cr_assert(strstr(r.out, "confusion matrix"), "%s", r.out);
     cr_assert(strstr(r.out, "Ankle boot"), "%s", r.out);
     cr_assert_eq(strstr(r.err, "\r"), NULL, "no progress bar when stderr is not a terminal");
-    run_result_free(&r);
+    bnt_run_result_free(&r);
 }
 
 static void check_usage_error(const char *const *args, const char *a, const char *b)
 {
-    run_result r = run_born(args);
+    bnt_run_result r = bnt_run_born(args);
     cr_assert_eq(r.exit_code, 2, "exit %d, stderr: %s", r.exit_code, r.err);
     cr_assert(strstr(r.err, a), "stderr lacks '%s': %s", a, r.err);
     if (b) cr_assert(strstr(r.err, b), "stderr lacks '%s': %s", b, r.err);
     cr_assert_str_eq(r.out, "");
-    run_result_free(&r);
+    bnt_run_result_free(&r);
 }
 #define USAGE_ERROR(a, b, ...) check_usage_error((const char *const[]){__VA_ARGS__, NULL}, a, b)
 
@@ -332,25 +276,25 @@ Test(cli_train, bad_command_lines_exit_2_with_a_clear_message)
 
 Test(cli_train, missing_data_is_a_clear_failure)
 {
-    run_result r = RUN_BORN("train", "--data", "/nonexistent-born-dir");
+    bnt_run_result r = BNT_RUN_BORN("train", "--data", "/nonexistent-born-dir");
     cr_assert_eq(r.exit_code, 1, "stderr: %s", r.err);
     cr_assert(strstr(r.err, "born train: bn_mnist_load: '/nonexistent-born-dir' is neither"),
               "%s", r.err);
-    run_result_free(&r);
+    bnt_run_result_free(&r);
 }
 
 Test(cli_train, eval_of_a_file_that_is_not_a_model_fails_clearly)
 {
     (void)jv_array_has_string; /* json_dom.h's helper, unused here */
-    run_result r = RUN_BORN("eval", "--model", TINY "/t10k-labels-idx1-ubyte.gz", "--data", TINY);
+    bnt_run_result r = BNT_RUN_BORN("eval", "--model", TINY "/t10k-labels-idx1-ubyte.gz", "--data", TINY);
     cr_assert_eq(r.exit_code, 1, "stderr: %s", r.err);
     cr_assert(strstr(r.err, "unknown extension"), "%s", r.err);
-    run_result_free(&r);
-    r = RUN_BORN("eval", "--model", "/nonexistent.born");
+    bnt_run_result_free(&r);
+    r = BNT_RUN_BORN("eval", "--model", "/nonexistent.born");
     cr_assert_eq(r.exit_code, 1);
     cr_assert(strstr(r.err, "cannot open '/nonexistent.born'"), "%s", r.err);
-    run_result_free(&r);
-    r = RUN_BORN("--help");
+    bnt_run_result_free(&r);
+    r = BNT_RUN_BORN("--help");
     cr_assert(strstr(r.out, "train ") && strstr(r.out, "eval "), "%s", r.out);
-    run_result_free(&r);
+    bnt_run_result_free(&r);
 }
