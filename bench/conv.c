@@ -19,18 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
+#include "bench_util.h"
 
 /* One timed pass: forward (backward = false) or the three gradients. Returns ms, < 0 on error. */
 static double one_pass(bn_tensor *x, bn_tensor *w, bn_tensor *b, bool backward)

@@ -23,20 +23,9 @@
 #include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
+
+#include "bench_util.h"
 #endif
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
 
 typedef enum { OP_EXP, OP_TANH, OP_SIGMOID, OP_GELU, OP_SOFTMAX, OP_COUNT } bench_op;
 static const char *const OP_NAMES[OP_COUNT] = {"exp", "tanh", "sigmoid", "gelu", "softmax"};

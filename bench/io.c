@@ -18,23 +18,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 /* The header-only reader of src/io/born_read.c (private: bench/ sees only include/). Its struct
  * is opaque here: a buffer larger than it is passed, and freed by its own function. */
 bool bn__born_read_header(const char *fn, const char *path, void *h);
 void bn__born_header_free(void *h);
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
 
 enum { MAX_REPS = 101, TENSOR_MIB = 16 };
 

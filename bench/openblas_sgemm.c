@@ -33,20 +33,9 @@ int main(void)
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 void openblas_set_num_threads(int num_threads); /* OpenBLAS's own extension */
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
 
 static double born_once(const bn_tensor *a, const bn_tensor *b, bn_tensor **keep)
 {
