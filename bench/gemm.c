@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bench_util.h"
+#include "bench_matmul.h"
 
 /* Repetitions for a product of `flops`: about a second of work, 5 to 51 runs. */
 static int default_reps(double flops)
@@ -33,19 +33,7 @@ static double time_gemm(int64_t M, int64_t N, int64_t K, bool bt, int reps)
     bn_tensor *a = bn_randn(BN_SHAPE(M, K), BN_F32);
     bn_tensor *b = bt ? bn_transpose(bn_randn(BN_SHAPE(N, K), BN_F32), 0, 1)
                       : bn_randn(BN_SHAPE(K, N), BN_F32);
-    double times[101], median = -1;
-    if (reps > 101) reps = 101;
-    if (bn_release(bn_scope_keep(bn_matmul(a, b))), bn_error_code() == BN_OK) {
-        for (int r = 0; r < reps; r++) {
-            double t0 = now_ms();
-            bn_tensor *c = bn_matmul(a, b);
-            times[r] = now_ms() - t0;
-            bn_release(bn_scope_keep(c));
-        }
-        qsort(times, (size_t)reps, sizeof times[0], cmp_double);
-        median = times[reps / 2];
-    }
-    if (bn_error_code() != BN_OK) fprintf(stderr, "bench_gemm: %s\n", bn_error_message());
+    double median = bench_matmul_median_ms("bench_gemm", a, b, reps);
     bn_scope_end();
     return median;
 }

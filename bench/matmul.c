@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bench_util.h"
+#include "bench_matmul.h"
 
 static bn_dtype parse_dtype(const char *s)
 {
@@ -29,19 +29,7 @@ static double time_matmul(int64_t M, int64_t N, int64_t K, bn_dtype dt, int reps
     bn_scope_begin();
     bn_tensor *a = bn_to_dtype(bn_randn(BN_SHAPE(M, K), BN_F32), dt);
     bn_tensor *b = bn_to_dtype(bn_randn(BN_SHAPE(K, N), BN_F32), dt);
-    double times[64], median = -1;
-    if (reps > 64) reps = 64;
-    if (bn_matmul(a, b)) { /* warm-up: page faults, thread start */
-        for (int r = 0; r < reps; r++) {
-            double t0 = now_ms();
-            bn_tensor *c = bn_matmul(a, b);
-            times[r] = now_ms() - t0;
-            bn_release(bn_scope_keep(c));
-        }
-        qsort(times, (size_t)reps, sizeof times[0], cmp_double);
-        median = times[reps / 2];
-    }
-    if (bn_error_code() != BN_OK) fprintf(stderr, "bench_matmul: %s\n", bn_error_message());
+    double median = bench_matmul_median_ms("bench_matmul", a, b, reps);
     bn_scope_end();
     return median;
 }
