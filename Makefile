@@ -63,8 +63,8 @@ fuzz:
 ## test-cuda: on a machine with an NVIDIA GPU: build the CUDA plugin and run the GPU suite
 test-cuda:
 	cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
-	cmake --build build-cuda -j $(JOBS) --target born_cuda test_cuda
-	cd build-cuda && BORN_CUDA_PLUGIN=$$PWD/libborn-cuda.so ./test_cuda --jobs 1 --verbose
+	cmake --build build-cuda -j $(JOBS) --target born_cuda cuda_tests
+	cd build-cuda && ctest -L cuda --output-on-failure
 
 ## deps: install the Debian packages for building, testing and the reference scripts
 deps:

@@ -45,19 +45,27 @@ else()
   message(STATUS "born: CUDA toolkit not found (or BORN_CUDA=OFF); no CUDA plugin")
 endif()
 
+# Every tests/backend/test_cuda*.c is one GPU suite (test_cuda, test_cuda_index, ...).
 if(TARGET born_testutil AND NOT TARGET test_cuda)
-  add_executable(test_cuda ${CMAKE_SOURCE_DIR}/tests/backend/test_cuda.c)
-  target_compile_options(test_cuda PRIVATE -Wall -Wextra -Wno-unused-parameter
-                         $<$<BOOL:${BORN_WERROR}>:-Werror>)
-  target_link_libraries(test_cuda PRIVATE born_testutil)
-  if(TARGET born_cuda)
-    add_dependencies(test_cuda born_cuda)
-  endif()
-  add_test(NAME test_cuda COMMAND test_cuda --jobs 1)
-  set_tests_properties(test_cuda PROPERTIES TIMEOUT 600
-    ENVIRONMENT "OMP_NUM_THREADS=2;BORN_CUDA_PLUGIN=${BORN_CUDA_PLUGIN_FILE}")
-  if(BORN_SANITIZE)
-    set_tests_properties(test_cuda PROPERTIES FAIL_REGULAR_EXPRESSION
-      "ERROR: LeakSanitizer;ERROR: AddressSanitizer;runtime error:")
-  endif()
+  file(GLOB BORN_CUDA_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/backend/test_cuda*.c)
+  set(BORN_CUDA_TEST_NAMES)
+  foreach(src ${BORN_CUDA_TESTS})
+    get_filename_component(name ${src} NAME_WE)
+    list(APPEND BORN_CUDA_TEST_NAMES ${name})
+    add_executable(${name} ${src})
+    target_compile_options(${name} PRIVATE -Wall -Wextra -Wno-unused-parameter
+                           $<$<BOOL:${BORN_WERROR}>:-Werror>)
+    target_link_libraries(${name} PRIVATE born_testutil)
+    if(TARGET born_cuda)
+      add_dependencies(${name} born_cuda)
+    endif()
+    add_test(NAME ${name} COMMAND ${name} --jobs 1)
+    set_tests_properties(${name} PROPERTIES TIMEOUT 600 LABELS cuda
+      ENVIRONMENT "OMP_NUM_THREADS=2;BORN_CUDA_PLUGIN=${BORN_CUDA_PLUGIN_FILE}")
+    if(BORN_SANITIZE)
+      set_tests_properties(${name} PROPERTIES FAIL_REGULAR_EXPRESSION
+        "ERROR: LeakSanitizer;ERROR: AddressSanitizer;runtime error:")
+    endif()
+  endforeach()
+  add_custom_target(cuda_tests DEPENDS ${BORN_CUDA_TEST_NAMES})
 endif()

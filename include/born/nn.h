@@ -77,6 +77,10 @@ BN_API bool bn_module_is_training(const bn_module *m);
 BN_API const char *bn_module_type_name(const bn_module *m); /* "?" for NULL */
 /* Converts every float parameter and buffer of m and its descendants to dt (model.double()). */
 BN_API bn_status bn_module_to_dtype(bn_module *m, bn_dtype dt);
+/* Moves every parameter and buffer of m and its descendants to device d (model.to(device)):
+ * each becomes a new leaf tensor on d (requires_grad kept; gradients are not moved), so build
+ * optimizers after moving. An unavailable device is BN_ERR_DEVICE with the reason. */
+BN_API bn_status bn_module_to_device(bn_module *m, bn_device d);
 
 /* A list of named tensors; each tensor is a reference owned by the list. count is -1 on error. */
 typedef struct bn_tensor_list {

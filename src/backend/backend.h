@@ -182,6 +182,9 @@ typedef struct bn_backend {
     /* ---- neural-network kernel families, each a table of its own ---- */
     const struct bn_backend_conv *conv; /* convolution and pooling (backend_conv.h) */
     const struct bn_backend_nn *nn;     /* norms, dropout, embedding (backend_nn.h) */
+    const struct bn_backend_optim *optim; /* optimizer updates (backend_optim.h); NULL: none */
+    const struct bn_backend_attn *attn;   /* attention and positional encodings
+                                             (backend_attn.h); NULL: none */
 } bn_backend;
 
 /* The backend for a device; NULL with BN_ERR_DEVICE (naming fn) when it is not available. */

@@ -2,6 +2,8 @@
  * children; forward inside a scope; train/eval; PyTorch-ordered named_parameters / state_dict;
  * dotted-path lookup; dtype conversion. Printing lives in nn/module_repr.c, layers elsewhere. */
 #include "nn/nn_internal.h"
+#include "born/autograd.h"
+#include "born/cuda.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -324,6 +326,43 @@ bn_status bn_module_to_dtype(bn_module *m, bn_dtype dt)
         return bn_error_code();
     for (int i = 0; i < e->nchildren; i++)
         if (bn_module_to_dtype(e->children[i].m, dt) != BN_OK) return bn_error_code();
+    return BN_OK;
+}
+
+/* Moves every parameter and buffer of e to device d (new leaf tensors; requires_grad kept). */
+static bn_status move_entries(tensor_entry *items, int n, bn_device d, bool param)
+{
+    for (int i = 0; i < n; i++) {
+        bn_tensor *old = items[i].t;
+        bn_device od = bn_device_of(old);
+        if (od.type == d.type && od.index == d.index) continue;
+        bn__scope_suspend();
+        bn_tensor *plain = bn_detach(old);
+        bn_tensor *t = plain ? bn_tensor_to(plain, d) : NULL;
+        bn_release(plain);
+        bn__scope_resume();
+        if (!t) return bn_error_code();
+        if (param && bn_requires_grad(old)) bn_set_requires_grad(t, true);
+        bn_release(old);
+        items[i].t = t;
+    }
+    return BN_OK;
+}
+
+bn_status bn_module_to_device(bn_module *m, bn_device d)
+{
+    BN_CHECK_NULL_STATUS("bn_module_to_device", m);
+    if (!bn_device_available(d))
+        return bn__error(BN_ERR_DEVICE, "bn_module_to_device: %s is not available: %s",
+                         d.type == BN_DEVICE_CUDA ? "the CUDA device" : "the device",
+                         d.type == BN_DEVICE_CUDA ? bn_cuda_unavailable_reason() : "unknown type");
+    struct bn_module_entries *e = m->own;
+    if (!e) return BN_OK;
+    if (move_entries(e->params, e->nparams, d, true) != BN_OK ||
+        move_entries(e->buffers, e->nbuffers, d, false) != BN_OK)
+        return bn_error_code();
+    for (int i = 0; i < e->nchildren; i++)
+        if (bn_module_to_device(e->children[i].m, d) != BN_OK) return bn_error_code();
     return BN_OK;
 }
 
