@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "io/io_internal.h"
 
+#include "born/ops.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -351,9 +353,16 @@ static bool write_strided(bn__io_writer *w, const bn_tensor *t, EVP_MD_CTX *sha)
 
 bool bn__io_write_tensor(bn__io_writer *w, const bn_tensor *t, EVP_MD_CTX *sha)
 {
-    if (t->storage->device.type != BN_DEVICE_CPU)
-        return bn__error(BN_ERR_DEVICE, "%s: tensors must be on the CPU to be saved", w->fn), false;
     if (bn__numel(t) == 0) return true;
+    if (t->storage->device.type != BN_DEVICE_CPU) { /* through host memory, one tensor at a time */
+        bn__scope_suspend();
+        bn_tensor *h = bn_tensor_to(t, bn_cpu());
+        bn__scope_resume();
+        if (!h) return false;
+        bool ok = bn__io_write_tensor(w, h, sha);
+        bn_release(h);
+        return ok;
+    }
     if (!bn__is_contiguous(t)) return write_strided(w, t, sha);
     const char *p = bn__data(t);
     size_t n = (size_t)bn__numel(t) * bn_dtype_size(t->dtype);

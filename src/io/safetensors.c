@@ -173,9 +173,6 @@ static bool st_check_tensors(const char *fn, const bn_tensor_list *l, st_out_ent
         if (strcmp(name, "__metadata__") == 0)
             return bn__error(BN_ERR_ARG, "%s: a tensor may not be named \"__metadata__\"", fn),
                    false;
-        if (t->storage->device.type != BN_DEVICE_CPU)
-            return bn__error(BN_ERR_DEVICE, "%s: tensor '%.64s' is not on the CPU", fn, name),
-                   false;
         int d = st_index_of_dtype(t->dtype);
         if (d < 0)
             return bn__error(BN_ERR_DTYPE,

@@ -40,8 +40,8 @@ static void accumulate(bn_metrics *m, double batch_loss, int64_t rows, int64_t c
 static int64_t count_correct(const bn_tensor *logits, const bn_tensor *y, int64_t *pred)
 {
     bn_tensor *am = bn_argmax(logits, 1, false);
-    bn_tensor *amc = am ? bn_contiguous(am) : NULL;
-    bn_tensor *yc = y ? bn_contiguous(y) : NULL;
+    bn_tensor *amc = am ? bn_contiguous(bn_tensor_to(am, bn_cpu())) : NULL;
+    bn_tensor *yc = y ? bn_contiguous(bn_tensor_to(y, bn_cpu())) : NULL;
     const int64_t *a = amc ? bn_tensor_data_i64(amc) : NULL;
     const int64_t *t = yc ? bn_tensor_data_i64(yc) : NULL;
     if (!a || !t) return -1;
@@ -61,24 +61,82 @@ static bn_status check_batch(const char *fn, const bn_tensor *y)
     return BN_OK;
 }
 
-/* One optimisation step on (x, y); adds to out. Runs in the caller's scope. */
-static bn_status train_step(bn_module *m, bn_optim *o, const bn_tensor *x, const bn_tensor *y,
-                            bn_metrics *out)
+/* The device a module computes on: that of its first parameter (the CPU for none). */
+static bn_device module_device(bn_module *m)
+{
+    bn_tensor *first = NULL;
+    return bn_module_parameters(m, &first, 1) > 0 && first ? bn_device_of(first) : bn_cpu();
+}
+
+/* x and y moved to d (the tensors themselves when already there); registered in the scope. */
+static bn_status batch_to(bn_device d, bn_tensor **x, bn_tensor **y)
+{
+    if (bn_device_of(*x).type == d.type && bn_device_of(*x).index == d.index &&
+        bn_device_of(*y).type == d.type && bn_device_of(*y).index == d.index)
+        return BN_OK;
+    *x = bn_tensor_to(*x, d);
+    *y = *x ? bn_tensor_to(*y, d) : NULL;
+    return *y ? BN_OK : bn_error_code();
+}
+
+/* Per-batch results not yet read back. On the CPU they are read after every batch; on a GPU
+ * they stay on the device (the loss and the correct count of each batch as retained scalars)
+ * and are read in groups, so the host never waits for the GPU inside the loop. */
+#define PENDING_MAX 32
+typedef struct pending {
+    int count, flush_every;
+    bn_tensor *loss[PENDING_MAX], *correct[PENDING_MAX];
+    int64_t rows[PENDING_MAX];
+} pending;
+
+static void pending_drop(pending *p)
+{
+    for (int i = 0; i < p->count; i++) {
+        bn_release(p->loss[i]);
+        bn_release(p->correct[i]);
+    }
+    p->count = 0;
+}
+
+/* Reads every pending batch into out (in batch order). */
+static bn_status pending_flush(pending *p, bn_metrics *out)
+{
+    bn_status st = BN_OK;
+    for (int i = 0; i < p->count && st == BN_OK; i++) {
+        double l = bn_item(p->loss[i]);
+        double c = bn_item(p->correct[i]);
+        st = bn_error_code();
+        if (st == BN_OK) accumulate(out, l, p->rows[i], (int64_t)c);
+    }
+    pending_drop(p);
+    return st;
+}
+
+/* One optimisation step on (x, y); queues its loss and correct count in p. Runs in the
+ * caller's scope. */
+static bn_status train_step(bn_module *m, bn_optim *o, bn_device dev, bn_tensor *x, bn_tensor *y,
+                            pending *p)
 {
     bn_status st = check_batch("bn_train_epoch", y);
-    if (st != BN_OK) return st;
+    if (st != BN_OK || (st = batch_to(dev, &x, &y)) != BN_OK) return st;
     bn_optim_zero_grad(o);
     bn_tensor *logits = bn_module_forward(m, x);
     bn_tensor *loss = bn_cross_entropy(logits, y, (bn_ce_opts){0});
     if (!loss) return bn_error_code();
     if ((st = bn_backward(loss)) != BN_OK) return st;
     if ((st = bn_optim_step(o)) != BN_OK) return st;
-    double l = bn_item(loss);
     bn_no_grad_begin();
-    int64_t correct = count_correct(logits, y, NULL);
+    bn_tensor *pred = bn_argmax(logits, 1, false);
+    bn_tensor *correct = pred ? bn_sum(bn_eq(pred, y), BN_ALL, false) : NULL;
+    bn_tensor *l = bn_detach(loss);
     bn_no_grad_end();
-    if (correct < 0) return bn_error_code();
-    accumulate(out, l, bn_dim(y, 0), correct);
+    if (!correct || !l) return bn_error_code();
+    bn_retain(l);
+    bn_retain(correct);
+    p->loss[p->count] = l;
+    p->correct[p->count] = correct;
+    p->rows[p->count] = bn_dim(y, 0);
+    p->count++;
     return BN_OK;
 }
 
@@ -92,6 +150,8 @@ bn_status bn_train_epoch(bn_module *m, bn_optim *o, bn_loader *l, bn_progress_fn
     BN_CHECK_NULL_STATUS("bn_train_epoch", l);
     bn_error_clear(); /* the end of the epoch is told from a failure by the error slot */
     bn_module_train(m, true);
+    bn_device dev = module_device(m);
+    pending p = {.flush_every = dev.type == BN_DEVICE_CPU ? 1 : PENDING_MAX};
     double t0 = now_seconds();
     int64_t nb = bn_loader_num_batches(l);
     bn_status st = BN_OK;
@@ -99,25 +159,31 @@ bn_status bn_train_epoch(bn_module *m, bn_optim *o, bn_loader *l, bn_progress_fn
         bn_scope_begin();
         bn_tensor *x, *y;
         bool more = bn_loader_next(l, &x, &y);
-        if (more) st = train_step(m, o, x, y, out);
+        if (more) st = train_step(m, o, dev, x, y, &p);
         bn_scope_end();
         if (!more) {
             st = bn_error_code();
             break;
         }
+        if (st == BN_OK && p.count >= p.flush_every) st = pending_flush(&p, out);
         out->seconds = now_seconds() - t0;
         if (st != BN_OK) break;
-        if (progress) progress(ctx, out->batches, nb, out);
+        if (progress && p.count == 0) progress(ctx, out->batches, nb, out);
     }
+    if (st == BN_OK) {
+        st = pending_flush(&p, out);
+        if (st == BN_OK && progress && out->batches) progress(ctx, out->batches, nb, out);
+    }
+    pending_drop(&p);
     out->seconds = now_seconds() - t0;
     return st;
 }
 
-static bn_status eval_step(bn_module *m, const bn_tensor *x, const bn_tensor *y, int64_t *pred,
+static bn_status eval_step(bn_module *m, bn_device dev, bn_tensor *x, bn_tensor *y, int64_t *pred,
                            bn_metrics *out)
 {
     bn_status st = check_batch("bn_evaluate", y);
-    if (st != BN_OK) return st;
+    if (st != BN_OK || (st = batch_to(dev, &x, &y)) != BN_OK) return st;
     bn_tensor *logits = bn_module_forward(m, x);
     if (logits && (bn_ndim(logits) != 2 || bn_dim(logits, 1) != out->num_classes))
         return bn__error(BN_ERR_SHAPE, "bn_evaluate: the model's logits are %s; expected (B, %d)",
@@ -126,7 +192,8 @@ static bn_status eval_step(bn_module *m, const bn_tensor *x, const bn_tensor *y,
     if (!loss) return bn_error_code();
     int64_t correct = count_correct(logits, y, pred);
     if (correct < 0) return bn_error_code();
-    const int64_t *t = bn_tensor_data_i64(bn_contiguous(y));
+    const int64_t *t = bn_tensor_data_i64(bn_contiguous(bn_tensor_to(y, bn_cpu())));
+    if (!t) return bn_error_code();
     int64_t n = bn_dim(y, 0), c = out->num_classes;
     for (int64_t i = 0; i < n; i++)
         if (t[i] >= 0 && t[i] < c) out->confusion[t[i] * c + pred[i]]++;
@@ -148,6 +215,7 @@ bn_status bn_evaluate(bn_module *m, bn_loader *l, int num_classes, bn_metrics *o
     if (!out->confusion) return bn__error(BN_ERR_OOM, "bn_evaluate: out of memory");
     bn_error_clear(); /* as in bn_train_epoch */
     bn_module_eval(m);
+    bn_device dev = module_device(m);
     double t0 = now_seconds();
     bn_status st = BN_OK;
     bn_no_grad_begin();
@@ -156,7 +224,7 @@ bn_status bn_evaluate(bn_module *m, bn_loader *l, int num_classes, bn_metrics *o
         bn_tensor *x, *y;
         bool more = bn_loader_next(l, &x, &y);
         int64_t *pred = more ? malloc(sizeof(int64_t) * (size_t)(bn_dim(y, 0) + 1)) : NULL;
-        if (more) st = pred ? eval_step(m, x, y, pred, out)
+        if (more) st = pred ? eval_step(m, dev, x, y, pred, out)
                             : bn__error(BN_ERR_OOM, "bn_evaluate: out of memory");
         free(pred);
         bn_scope_end();

@@ -89,7 +89,9 @@ static int run_eval(const cli_cmd *cmd, const cli_args *args)
         return rc;
     }
     bn_metrics r = {0};
-    if (bn_evaluate(m, s.test_loader, 10, &r) != BN_OK) {
+    if (c.device.type != BN_DEVICE_CPU && bn_module_to_device(m, c.device) != BN_OK) {
+        rc = tc_fail("eval", "--device %s: %s", c.device_name, bn_error_message());
+    } else if (bn_evaluate(m, s.test_loader, 10, &r) != BN_OK) {
         rc = tc_fail("eval", "%s", bn_error_message());
     } else if (c.json) {
         print_json(&c, name, &r);
@@ -111,6 +113,7 @@ static const cli_opt eval_opts[] = {
     {"--data", "-d", "DATA", "fashion-mnist (default), mnist, or a directory of IDX files"},
     {"--batch", "-b", "B", "batch size (default 64)"},
     {"--threads", "-t", "T", "CPU threads"},
+    {"--device", NULL, "DEV", "cpu (default), cuda or cuda:N"},
     {"--limit", NULL, "N", "use only the first N test images"},
     {"--json", NULL, NULL, "write the result as one JSON object"},
     {NULL, NULL, NULL, NULL},

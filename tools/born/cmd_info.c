@@ -23,6 +23,12 @@ typedef struct machine_info {
     bn_cpu_features features;
     int threads;
     backend_status backends[3];
+    int gpus; /* CUDA devices listed in gpu[] */
+    struct {
+        char name[256];
+        bool stats_ok;
+        bn_cuda_memory_stats stats;
+    } gpu[8];
 } machine_info;
 
 /* The "model name" line of /proc/cpuinfo (x86 has one; most ARM kernels do not). */
@@ -64,6 +70,13 @@ static machine_info gather(void)
     /* asking for the device count loads the CUDA plugin if there is one */
     const char *cuda_reason = bn_cuda_device_count() > 0 ? NULL : bn_cuda_unavailable_reason();
     m.backends[1] = gpu_backend("cuda", bn_cuda(0), cuda_reason ? cuda_reason : "no CUDA device");
+    int n = bn_cuda_device_count();
+    m.gpus = n < 8 ? n : 8;
+    for (int i = 0; i < m.gpus; i++) {
+        if (bn_cuda_device_name(i, m.gpu[i].name, sizeof m.gpu[i].name) != BN_OK)
+            snprintf(m.gpu[i].name, sizeof m.gpu[i].name, "? (%s)", bn_error_message());
+        m.gpu[i].stats_ok = bn_cuda_memory_stats_get(i, &m.gpu[i].stats) == BN_OK;
+    }
     m.backends[2] = gpu_backend("vulkan", bn_vulkan(0),
                                 "no Vulkan backend in this build (not implemented yet)");
     return m;
@@ -90,6 +103,15 @@ static void print_text(const machine_info *m)
         const backend_status *s = &m->backends[i];
         printf("  %-9s %-7s %s%s\n", i == 0 ? "backends" : "", s->name,
                s->available ? "available" : "not available: ", s->available ? "" : s->reason);
+    }
+    for (int i = 0; i < m->gpus; i++) {
+        printf("  %-9s cuda:%d  %s", i == 0 ? "gpus" : "", i, m->gpu[i].name);
+        if (m->gpu[i].stats_ok)
+            printf(" (allocator: %.1f MiB reserved, %.1f MiB in use, %llu cudaMalloc calls)",
+                   (double)m->gpu[i].stats.reserved / 1048576.0,
+                   (double)m->gpu[i].stats.allocated / 1048576.0,
+                   (unsigned long long)m->gpu[i].stats.num_device_mallocs);
+        printf("\n");
     }
 }
 
@@ -136,6 +158,36 @@ static void print_json(const machine_info *m)
         if (!m->backends[i].available) {
             jw_key(&w, "reason");
             jw_string(&w, m->backends[i].reason);
+        }
+        jw_end_object(&w);
+    }
+    jw_end_array(&w);
+
+    jw_key(&w, "gpus");
+    jw_begin_array(&w);
+    for (int i = 0; i < m->gpus; i++) {
+        jw_begin_object(&w);
+        jw_key(&w, "device");
+        jw_int(&w, i);
+        jw_key(&w, "name");
+        jw_string(&w, m->gpu[i].name);
+        if (m->gpu[i].stats_ok) {
+            const bn_cuda_memory_stats *st = &m->gpu[i].stats;
+            jw_key(&w, "allocator");
+            jw_begin_object(&w);
+            jw_key(&w, "allocated");
+            jw_int(&w, (long long)st->allocated);
+            jw_key(&w, "cached");
+            jw_int(&w, (long long)st->cached);
+            jw_key(&w, "peak_allocated");
+            jw_int(&w, (long long)st->peak_allocated);
+            jw_key(&w, "reserved");
+            jw_int(&w, (long long)st->reserved);
+            jw_key(&w, "num_device_mallocs");
+            jw_int(&w, (long long)st->num_device_mallocs);
+            jw_key(&w, "num_allocs");
+            jw_int(&w, (long long)st->num_allocs);
+            jw_end_object(&w);
         }
         jw_end_object(&w);
     }

@@ -320,6 +320,8 @@ static const cli_opt train_opts[] = {
     {"--optim", "-o", "NAME", "adam (default), adamw, sgd, rmsprop, adagrad or nadam"},
     {"--seed", "-s", "S", "seed for the initial weights and the batch order (default 0)"},
     {"--threads", "-t", "T", "CPU threads (default: OMP_NUM_THREADS or all cores)"},
+    {"--device", NULL, "DEV", "cpu (default), cuda or cuda:N (needs the CUDA plugin and a GPU)"},
+    {"--precision", NULL, "P", "fp32 (default), bf16 or fp16: autocast + loss scaling (fp16)"},
     {"--limit", NULL, "N", "use only the first N training and test images (smoke runs)"},
     {"--out", NULL, "FILE", "save the trained model (.born, or .safetensors) for born eval"},
     {"--checkpoint", NULL, "DIR", "write checkpoints DIR/epoch-NNNN.born (model, optimizer, RNG)"},

@@ -122,6 +122,37 @@ static bool check_name(const char *help, const char *opt, const char *name,
     return false;
 }
 
+bool tc_parse_device(const char *help, const char *s, bn_device *out)
+{
+    if (strcmp(s, "cpu") == 0) {
+        *out = bn_cpu();
+        return true;
+    }
+    if (strcmp(s, "cuda") == 0) {
+        *out = bn_cuda(0);
+        return true;
+    }
+    if (strncmp(s, "cuda:", 5) == 0 && s[5]) {
+        char *end;
+        errno = 0;
+        long v = strtol(s + 5, &end, 10);
+        if (!*end && !errno && v >= 0 && v < 64) {
+            *out = bn_cuda((int)v);
+            return true;
+        }
+    }
+    cli_usage_error(help, "--device must be cpu, cuda or cuda:N, got '%s'", s);
+    return false;
+}
+
+int tc_model_to_device(const train_cfg *c, tc_session *s, const char *cmd)
+{
+    if (c->device.type == BN_DEVICE_CPU) return CLI_EXIT_OK;
+    if (bn_module_to_device(s->model, c->device) != BN_OK)
+        return tc_fail(cmd, "--device %s: %s", c->device_name, bn_error_message());
+    return CLI_EXIT_OK;
+}
+
 int tc_parse(const cli_cmd *cmd, const cli_args *args, const char *name, train_cfg *c)
 {
     char help[32];
@@ -155,6 +186,13 @@ int tc_parse(const cli_cmd *cmd, const cli_args *args, const char *name, train_c
     }
     c->json = cli_has(cmd, args, "--json");
     c->confusion = cli_has(cmd, args, "--confusion");
+    c->device_name = cli_value(cmd, args, "--device");
+    if (!c->device_name) c->device_name = "cpu";
+    if (!tc_parse_device(help, c->device_name, &c->device)) return CLI_EXIT_USAGE;
+    c->precision = cli_value(cmd, args, "--precision");
+    if (!c->precision) c->precision = "fp32";
+    static const char *const precisions[] = {"fp32", "bf16", "fp16"};
+    if (!check_name(help, "--precision", c->precision, precisions, 3)) return CLI_EXIT_USAGE;
     return TC_PARSE_OK;
 }
 
@@ -199,6 +237,10 @@ int tc_open(train_cfg *c, tc_session *s, bool training)
     if (training) {
         bn_manual_seed(c->seed);
         s->model = bn_model_build(c->model);
+        if (s->model && tc_model_to_device(c, s, cmd) != CLI_EXIT_OK) {
+            tc_close(s);
+            return CLI_EXIT_FAILURE;
+        }
         s->optim = s->model ? make_optim(c, s->model) : NULL;
         s->train_loader = bn_loader_new(s->train, (bn_loader_opts){.batch_size = c->batch,
                                                                    .shuffle = true,

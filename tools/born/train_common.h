@@ -19,10 +19,15 @@ typedef struct train_cfg {
     int threads; /* 0: leave as is */
     int64_t limit; /* 0: all */
     bool json, confusion;
+    const char *device_name; /* --device as given ("cpu" when absent) */
+    bn_device device;
+    const char *precision;   /* --precision: "fp32" (default), "bf16" or "fp16" */
 } train_cfg;
 
 /* tc_parse's "go on" value; anything else is the exit code to return. */
 #define TC_PARSE_OK (-1)
+/* "cpu", "cuda" or "cuda:N" into *out; false after a usage error. */
+bool tc_parse_device(const char *help, const char *s, bn_device *out);
 int tc_parse(const cli_cmd *cmd, const cli_args *args, const char *name, train_cfg *c);
 
 typedef struct tc_session {
@@ -36,6 +41,8 @@ typedef struct tc_session {
 /* Loads the data (and, when training, builds the model and the optimizer). Returns CLI_EXIT_OK,
  * or prints "born <cmd>: <why>" and returns CLI_EXIT_FAILURE. */
 int tc_open(train_cfg *c, tc_session *s, bool training);
+/* Moves s->model to c->device (nothing for the CPU); CLI_EXIT_OK or a printed failure. */
+int tc_model_to_device(const train_cfg *c, tc_session *s, const char *cmd);
 void tc_close(tc_session *s);
 
 /* The run as a JSON object for a saved model's config ("model", "data", "optim", "lr", "batch",

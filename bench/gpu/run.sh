@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# bench/gpu/run.sh — on a machine with an NVIDIA GPU and PyTorch: build born with the CUDA plugin,
+# then run born and PyTorch side by side in this one run (same machine, same moment) and print
+# their JSON lines; results also go to $OUT/gpu_bench.jsonl when $OUT is set.
+#   bash bench/gpu/run.sh [build-dir]      (BENCH=train,gemm selects parts; EPOCHS=3)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=${1:-build-gpu}
+parts=${BENCH:-train,gemm}
+epochs=${EPOCHS:-3}
+py=${PYTHON:-python3}
+out=${OUT:-.}/gpu_bench.jsonl
+: > "$out"
+if [ ! -x "$build/bench_train_epoch" ]; then
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
+  cmake --build "$build" -j "$(nproc)" --target born_cuda bench_train_epoch bench_gemm_gpu >/dev/null
+fi
+export BORN_CUDA_PLUGIN=$PWD/$build/libborn-cuda.so
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | sed 's/^/# gpu: /'
+run() { "$@" | tee -a "$out"; }
+if [[ $parts == *train* ]]; then
+  for model in mlp cnn; do
+    for batch in 64 512; do
+      run "$build/bench_train_epoch" --device cuda --model $model --batch $batch --epochs "$epochs"
+      run "$py" bench/gpu/torch_train_epoch.py --device cuda --model $model --batch $batch --epochs "$epochs"
+    done
+  done
+fi
+if [[ $parts == *gemm* ]]; then
+  run "$build/bench_gemm_gpu" --dtypes f32,bf16,f16
+  BORN_CUDA_TF32=1 run "$build/bench_gemm_gpu" --dtypes f32
+  run "$py" bench/gpu/torch_gemm.py
+fi
