@@ -1,9 +1,10 @@
 /* bench/gemm_gpu.c — square GEMM through bn_matmul on a CUDA device: median TFLOP/s of several
  * timed repetitions per size and dtype, one JSON line each. f32 runs in full precision unless
- * BORN_CUDA_TF32=1 (then TF32 tensor cores, reported as "tf32"); bf16/f16 accumulate in f32.
+ * --tf32 (bn_cuda_set_allow_tf32: TF32 tensor cores, reported as "tf32"); bf16/f16 accumulate
+ * in f32.
  * bench/gpu/torch_gemm.py measures torch.matmul the same way; bench/gpu/run.sh runs both.
  *
- *   bench_gemm_gpu [--sizes 4096,8192] [--dtypes f32,bf16,f16] [--reps 20] */
+ *   bench_gemm_gpu [--sizes 4096,8192] [--dtypes f32,bf16,f16] [--reps 20] [--tf32] */
 #include "bench_util.h"
 
 #include "born/born.h"
@@ -41,8 +42,12 @@ int main(int argc, char **argv)
     const char *dtypes = arg_value(argc, argv, "--dtypes", "f32,bf16,f16");
     int reps = atoi(arg_value(argc, argv, "--reps", "20"));
     if (reps < 1) reps = 1;
-    const char *tf32 = getenv("BORN_CUDA_TF32");
-    bool use_tf32 = tf32 && strcmp(tf32, "1") == 0;
+    bool use_tf32 = false;
+    for (int i = 1; i < argc; i++) use_tf32 |= strcmp(argv[i], "--tf32") == 0;
+    if (bn_cuda_set_allow_tf32(use_tf32) != BN_OK) {
+        fprintf(stderr, "bench_gemm_gpu: %s\n", bn_error_message());
+        return 1;
+    }
     char name[256] = "";
     bn_cuda_device_name(0, name, sizeof name);
     double *ms = malloc(sizeof(double) * (size_t)reps);

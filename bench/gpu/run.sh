@@ -28,6 +28,6 @@ if [[ $parts == *train* ]]; then
 fi
 if [[ $parts == *gemm* ]]; then
   run "$build/bench_gemm_gpu" --dtypes f32,bf16,f16
-  BORN_CUDA_TF32=1 run "$build/bench_gemm_gpu" --dtypes f32
+  run "$build/bench_gemm_gpu" --dtypes f32 --tf32
   run "$py" bench/gpu/torch_gemm.py
 fi

@@ -37,6 +37,11 @@ BN_API bn_status bn_cuda_memory_stats_get(int device, bn_cuda_memory_stats *out)
 BN_API bn_status bn_cuda_empty_cache(int device);
 /* Waits until all work queued on the device's stream has finished. */
 BN_API bn_status bn_cuda_synchronize(int device);
+/* Lets f32 matrix products on every CUDA device use TF32 tensor cores (10-bit mantissa inputs,
+ * f32 accumulation; about 8x faster on an H100, relative error ~1e-3) — PyTorch's
+ * torch.backends.cuda.matmul.allow_tf32. Off by default; BORN_CUDA_TF32=1 in the environment
+ * turns it on at load. BN_ERR_DEVICE when there is no CUDA plugin. */
+BN_API bn_status bn_cuda_set_allow_tf32(bool allow);
 
 #ifdef __cplusplus
 }

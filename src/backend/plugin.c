@@ -174,6 +174,16 @@ bn_status bn_cuda_empty_cache(int device)
     return p ? p->empty_cache(device) : BN_ERR_DEVICE;
 }
 
+bn_status bn_cuda_set_allow_tf32(bool allow)
+{
+    const bn_plugin *p = bn__plugin(BN_DEVICE_CUDA);
+    if (!p)
+        return bn__error(BN_ERR_DEVICE, "bn_cuda_set_allow_tf32: no CUDA plugin: %s",
+                         bn__plugin_why(BN_DEVICE_CUDA));
+    p->set_allow_tf32(allow);
+    return BN_OK;
+}
+
 bn_status bn_cuda_synchronize(int device)
 {
     const bn_plugin *p = cuda_for("bn_cuda_synchronize", device);

@@ -9,7 +9,7 @@
 #include "backend/backend.h"
 #include "born/cuda.h"
 
-#define BN_PLUGIN_ABI_VERSION 2u
+#define BN_PLUGIN_ABI_VERSION 3u
 #define BN_PLUGIN_ENTRY_SYMBOL "bn_plugin_entry"
 
 /* What libborn lends the plugin. */
@@ -38,6 +38,8 @@ typedef struct bn_plugin {
     bn_status (*memory_stats)(int device, bn_cuda_memory_stats *out);
     bn_status (*empty_cache)(int device);
     bn_status (*synchronize)(int device);
+    /* f32 matmuls of every device on TF32 tensor cores (true) or in full f32 (false). */
+    void (*set_allow_tf32)(bool allow);
 } bn_plugin;
 
 typedef const bn_plugin *(*bn_plugin_entry_fn)(const bn_plugin_host *host);

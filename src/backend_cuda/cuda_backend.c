@@ -6,6 +6,7 @@
 #include "backend_cuda/cuda_plugin.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -104,6 +105,20 @@ static bn_status memory_stats(int index, bn_cuda_memory_stats *out)
     if (!select_device(index)) return BN_ERR_DEVICE;
     bcu_alloc_stats(&devices[index], out);
     return BN_OK;
+}
+
+bool bcu_allow_tf32;
+
+/* Applies to the devices initialised already and, through bcu_blas_init, to later ones. */
+static void set_allow_tf32(bool allow)
+{
+    pthread_mutex_lock(&init_lock);
+    __atomic_store_n(&bcu_allow_tf32, allow, __ATOMIC_RELAXED);
+    for (int i = 0; i < device_total; i++)
+        if (devices[i].ready)
+            cublasSetMathMode(devices[i].blas,
+                              allow ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+    pthread_mutex_unlock(&init_lock);
 }
 
 static bn_status empty_cache(int index)
@@ -218,6 +233,7 @@ static const bn_plugin plugin_table = {
     .memory_stats = memory_stats,
     .empty_cache = empty_cache,
     .synchronize = synchronize_device,
+    .set_allow_tf32 = set_allow_tf32,
 };
 
 __attribute__((visibility("default"))) const bn_plugin *bn_plugin_entry(const bn_plugin_host *h)
@@ -226,6 +242,8 @@ __attribute__((visibility("default"))) const bn_plugin *bn_plugin_entry(const bn
         h->backend_size != sizeof(bn_backend))
         return NULL;
     host = h;
+    const char *tf32 = getenv("BORN_CUDA_TF32");
+    bcu_allow_tf32 = tf32 && strcmp(tf32, "1") == 0;
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {

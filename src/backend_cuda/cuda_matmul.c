@@ -17,8 +17,9 @@ bn_status bcu_blas_init(cuda_device *d)
     if (cublasCreate(&d->blas) != CUBLAS_STATUS_SUCCESS)
         return bcu_error(BN_ERR_INTERNAL, "cuBLAS: cublasCreate failed on cuda:%d", d->index);
     cublasSetStream(d->blas, d->stream);
-    const char *tf32 = getenv("BORN_CUDA_TF32");
-    if (tf32 && strcmp(tf32, "1") == 0) cublasSetMathMode(d->blas, CUBLAS_TF32_TENSOR_OP_MATH);
+    cublasSetMathMode(d->blas, __atomic_load_n(&bcu_allow_tf32, __ATOMIC_RELAXED)
+                                   ? CUBLAS_TF32_TENSOR_OP_MATH
+                                   : CUBLAS_DEFAULT_MATH);
     return BN_OK;
 }
 

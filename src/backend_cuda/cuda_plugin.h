@@ -59,7 +59,8 @@ bn_status bcu_alloc_empty_cache(cuda_device *d);
 bn_status bcu_copy_to_host(void *dst, const void *src, size_t nbytes);
 bn_status bcu_copy_from_host(void *dst, const void *src, size_t nbytes);
 
-/* cuda_matmul.c */
+/* cuda_matmul.c; bcu_allow_tf32 is set at load from BORN_CUDA_TF32 and by set_allow_tf32 */
+extern bool bcu_allow_tf32;
 bn_status bcu_blas_init(cuda_device *d);
 bn_status bcu_matmul(const bn_tview *a, const bn_tview *b, const bn_tview *out);
 
