@@ -6,7 +6,10 @@
  * the median.
  *
  *   bench_train_epoch [--device cpu|cuda] [--model mlp|cnn] [--batch B] [--epochs N]
- *                     [--samples S] [--seed S]
+ *                     [--samples S] [--seed S] [--precision fp32|bf16|fp16]
+ *
+ * bf16/fp16 run the forward and the loss under autocast (born/amp.h) with f32 master weights,
+ * fp16 with dynamic loss scaling — like torch.autocast + GradScaler on PyTorch's side.
  *
  * The first epoch is a warm-up (allocator caches, cuBLAS heuristics) and is not counted. */
 #include "bench_util.h"
@@ -43,6 +46,8 @@ int main(int argc, char **argv)
     int epochs = atoi(arg_value(argc, argv, "--epochs", "3"));
     int64_t samples = atoll(arg_value(argc, argv, "--samples", "60000"));
     uint64_t seed = (uint64_t)atoll(arg_value(argc, argv, "--seed", "0"));
+    const char *prec = arg_value(argc, argv, "--precision", "fp32");
+    bn_dtype low = strcmp(prec, "bf16") == 0 ? BN_BF16 : strcmp(prec, "fp16") == 0 ? BN_F16 : BN_F32;
     if (batch < 1 || epochs < 1 || samples < batch) {
         fprintf(stderr, "bench_train_epoch: bad --batch/--epochs/--samples\n");
         return 2;
@@ -56,6 +61,9 @@ int main(int argc, char **argv)
     if (bn_module_to_device(m, dev) != BN_OK) return fail("bn_module_to_device");
     bn_optim *o = bn_optim_adam(m, (bn_adam_opts){.lr = 1e-3});
     if (!o) return fail("bn_optim_adam");
+    bn_grad_scaler *scaler =
+        bn_grad_scaler_new((bn_grad_scaler_opts){.disabled = low != BN_F16});
+    if (!scaler) return fail("bn_grad_scaler_new");
 
     bn_scope_begin();
     bn_tensor *x = bn_tensor_to(bn_randn(BN_SHAPE(samples, 1, 28, 28), BN_F32), dev);
@@ -73,9 +81,13 @@ int main(int argc, char **argv)
             bn_optim_zero_grad(o);
             bn_tensor *xb = bn_narrow(x, 0, s * batch, batch);
             bn_tensor *yb = bn_narrow(y, 0, s * batch, batch);
+            if (low != BN_F32) bn_autocast_begin(low);
             bn_tensor *logits = bn_module_forward(m, xb);
             bn_tensor *l = bn_cross_entropy(logits, yb, (bn_ce_opts){0});
-            if (!l || bn_backward(l) != BN_OK || bn_optim_step(o) != BN_OK) return fail("step");
+            if (low != BN_F32) bn_autocast_end();
+            if (!l || bn_backward(bn_grad_scaler_scale(scaler, l)) != BN_OK ||
+                bn_grad_scaler_step(scaler, o) != BN_OK || bn_grad_scaler_update(scaler) != BN_OK)
+                return fail("step");
             if (s == steps - 1) loss = bn_scope_keep(bn_detach(l));
             bn_scope_end();
         }
@@ -85,18 +97,20 @@ int main(int argc, char **argv)
         if (e == 0) continue; /* warm-up */
         times[e - 1] = ms;
         printf("{\"bench\":\"train_epoch\",\"impl\":\"born\",\"device\":\"%s\",\"model\":\"%s\","
-               "\"batch\":%lld,\"epoch\":%d,\"seconds\":%.4f,\"last_loss\":%.5f}\n",
-               dev_name, model, (long long)batch, e, ms / 1e3, last_loss);
+               "\"batch\":%lld,\"precision\":\"%s\",\"epoch\":%d,\"seconds\":%.4f,"
+               "\"last_loss\":%.5f}\n",
+               dev_name, model, (long long)batch, prec, e, ms / 1e3, last_loss);
         fflush(stdout);
     }
     qsort(times, (size_t)epochs, sizeof(double), cmp_double);
     printf("{\"bench\":\"train_epoch_median\",\"impl\":\"born\",\"device\":\"%s\",\"model\":\"%s\","
-           "\"batch\":%lld,\"epochs\":%d,\"steps\":%lld,\"median_seconds\":%.4f,"
+           "\"batch\":%lld,\"precision\":\"%s\",\"epochs\":%d,\"steps\":%lld,\"median_seconds\":%.4f,"
            "\"ms_per_step\":%.4f}\n",
-           dev_name, model, (long long)batch, epochs, (long long)steps, times[epochs / 2] / 1e3,
+           dev_name, model, (long long)batch, prec, epochs, (long long)steps, times[epochs / 2] / 1e3,
            times[epochs / 2] / (double)steps);
     free(times);
     bn_scope_end();
+    bn_grad_scaler_free(scaler);
     bn_optim_free(o);
     bn_module_free(m);
     return 0;

@@ -1,8 +1,10 @@
 /* born/born.h — the whole public API in one include: tensors (tensor.h), operations (ops.h),
- * build and machine information (info.h). */
+ * autograd, nn modules, optimizers, data, training, mixed precision (amp.h), transformer
+ * building blocks (transformer.h), files, CUDA, build and machine information (info.h). */
 #ifndef BORN_BORN_H
 #define BORN_BORN_H
 
+#include "born/amp.h"
 #include "born/data.h"
 #include "born/autograd.h"
 #include "born/checkpoint.h"
@@ -14,5 +16,6 @@
 #include "born/ops.h"
 #include "born/tensor.h"
 #include "born/train.h"
+#include "born/transformer.h"
 
 #endif

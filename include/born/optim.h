@@ -1,7 +1,8 @@
 /* born/optim.h — optimizers, gradient clipping and learning-rate schedules (DESIGN §8).
  *
  * An optimizer is an opaque object over a list of parameter tensors (float32 or float64,
- * contiguous, on the CPU, requiring grad). It holds its own references to them and owns its
+ * contiguous, all on one device whose backend has optimizer kernels — CPU or CUDA — requiring
+ * grad; L-BFGS runs on the CPU only). It holds its own references to them and owns its
  * per-parameter state; bn_optim_free gives everything back. Every update follows PyTorch 1.13's
  * single-tensor implementation step for step (the same formulas in the same order), so the
  * first steps match torch.optim on the same problem. Parameters whose gradient is NULL are
@@ -132,7 +133,8 @@ BN_API int bn_optim_num_params(const bn_optim *o);
 
 /* State for checkpoints: the number of steps taken, and the per-parameter state tensors by
  * name ("<param index>.<state name>", e.g. "0.exp_avg", "1.momentum_buffer"). The tensors are
- * the live state (a new reference to it): copy into them (bn_copy_) to restore a checkpoint.
+ * the live state (a new reference to it), on the parameters' device: copy into them (bn_copy_
+ * from a tensor on that device) to restore a checkpoint.
  * L-BFGS exposes only its step count. */
 BN_API int64_t bn_optim_step_count(const bn_optim *o);
 BN_API bn_status bn_optim_set_step_count(bn_optim *o, int64_t steps);

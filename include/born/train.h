@@ -46,6 +46,23 @@ typedef void (*bn_progress_fn)(void *ctx, int64_t batch, int64_t nbatches, const
  * error pending from before the call is cleared first. */
 BN_API bn_status bn_train_epoch(bn_module *m, bn_optim *o, bn_loader *l, bn_progress_fn progress,
                                 void *ctx, bn_metrics *out);
+
+typedef struct bn_grad_scaler bn_grad_scaler; /* amp.h */
+/* How bn_train_epoch_ex runs each step; a zeroed struct is bn_train_epoch's behaviour. */
+typedef struct bn_train_opts {
+    /* BN_BF16 or BN_F16: the forward and the loss run inside an autocast region of that dtype
+     * (amp.h; the parameters stay f32); 0 or BN_F32: no autocast. Other dtypes: BN_ERR_DTYPE. */
+    bn_dtype precision;
+    /* Dynamic loss scaling (needed for f16): the loss is scaled before the backward and the
+     * step goes through bn_grad_scaler_step / _update (skipped on inf/NaN). NULL: none. */
+    bn_grad_scaler *scaler;
+} bn_train_opts;
+/* bn_train_epoch with options (opts may be NULL). The batches are moved to the device of the
+ * model's first parameter; on a GPU the per-batch loss and accuracy stay on the device and are
+ * read in groups, so the progress callback sees them every few batches. */
+BN_API bn_status bn_train_epoch_ex(bn_module *m, bn_optim *o, bn_loader *l,
+                                   const bn_train_opts *opts, bn_progress_fn progress, void *ctx,
+                                   bn_metrics *out);
 /* Loss, accuracy and the num_classes x num_classes confusion matrix of m over one epoch of l, in
  * eval mode without gradients (the module is left in eval mode). */
 BN_API bn_status bn_evaluate(bn_module *m, bn_loader *l, int num_classes, bn_metrics *out);

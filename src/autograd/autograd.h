@@ -90,6 +90,9 @@ void bn__node_release(bn_node *n);
 /* Sums grad over the dims that were broadcast so it has shape s (registered with the current
  * scope, like a public op). */
 bn_tensor *bn__sum_to_shape(const bn_tensor *grad, bn_shape s);
+/* Zeros of shape s and dtype dt on like's device, registered in the current scope (the rules'
+ * bn_zeros, which would always make a CPU tensor). */
+bn_tensor *bn__grad_zeros(bn_shape s, bn_dtype dt, const bn_tensor *like);
 
 /* The engine's grad-mode override while it runs rules: pass BN_GRAD_ON/OFF/FOLLOW, get back the
  * previous state, and pass that back to restore it. bn_no_grad_begin inside still disables. */

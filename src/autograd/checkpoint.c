@@ -1,6 +1,7 @@
 /* autograd/checkpoint.c — gradient checkpointing: keep only a segment's inputs, run the segment
  * again in backward. The recompute sees the random generator state the forward saw, so dropout
  * masks match. */
+#include "amp/amp_internal.h"
 #include "autograd/autograd.h"
 
 #include "born/ops.h"
@@ -9,6 +10,7 @@ typedef struct checkpoint_ctx {
     bn_checkpoint_fn fn;
     void *user;
     bn_rng_state rng;
+    bn_dtype autocast; /* the forward's autocast dtype (BN_F32: none) */
     int ninputs;
     bn_tensor **inputs; /* retained: the values the recompute starts from */
 } checkpoint_ctx;
@@ -43,7 +45,9 @@ static bn_status checkpoint_backward(bn_node *n, const bn_tensor *g, bn_tensor *
         bn_rng_state later = bn_rng_get_state();
         bn_rng_set_state(c->rng);
         int was = bn__grad_override(BN_GRAD_ON);
+        if (c->autocast != BN_F32) bn_autocast_begin(c->autocast);
         bn_tensor *out = c->fn(c->user, leaves, m);
+        if (c->autocast != BN_F32) bn_autocast_end();
         bn__grad_override(was);
         bn_rng_set_state(later);
         if (!out) {
@@ -106,6 +110,7 @@ bn_tensor *bn_checkpoint(bn_checkpoint_fn fn, void *ctx, bn_tensor *const *input
     c->fn = fn;
     c->user = ctx;
     c->rng = rng;
+    c->autocast = bn_autocast_dtype();
     c->ninputs = ninputs;
     for (int i = 0; i < ninputs; i++) {
         bn_retain(inputs[i]);

@@ -5,6 +5,7 @@
  * (Kahn's algorithm on a max-heap of creation sequence numbers). Each rule runs inside a scope
  * of its own; its results are summed into broadcast shapes, cast to the input's dtype, and
  * routed to the producing node's pending gradient or to a leaf's .grad. */
+#include "amp/amp_internal.h"
 #include "autograd/autograd.h"
 
 #include "born/ops.h"
@@ -464,6 +465,7 @@ static bn_status run_node(const backward_run *run, bn_node *n)
         return bn__error(BN_ERR_OOM, "bn_backward: out of memory");
     }
     int was = bn__grad_override(run->opts.create_graph ? BN_GRAD_ON : BN_GRAD_OFF);
+    int autocast = bn__autocast_suspend();
     bn_scope_begin();
     bn_error_clear();
     st = n->backward(n, g, grads);
@@ -471,6 +473,7 @@ static bn_status run_node(const backward_run *run, bn_node *n)
     for (int i = 0; st == BN_OK && i < n->ninputs; i++)
         if (grads[i]) st = route(run, n, i, grads[i]);
     bn_scope_end();
+    bn__autocast_resume(autocast);
     bn__grad_override(was);
     if (grads != stack_grads) free(grads);
     bn_release(g);

@@ -24,7 +24,7 @@ static bn_node *record(bn_tensor **out, const char *name, bn_backward_fn fn,
 /* g (shaped like index) added into zeros of shape `in` at index along d. */
 static bn_tensor *add_at(const bn_tensor *g, bn_shape in, int d, const bn_tensor *index)
 {
-    return bn_scatter_add(bn_zeros(in, bn_dtype_of(g)), d, index, g);
+    return bn_scatter_add(bn__grad_zeros(in, bn_dtype_of(g), g), d, index, g);
 }
 
 /* ---- index_select: out (…, m, …) = t (…, n, …) at index (m) along d ------------------------
@@ -105,7 +105,8 @@ static bn_status scatter_backward(bn_node *n, const bn_tensor *g, bn_tensor **gr
         if (n->i[1] == BN_SCATTER_ADD)
             grads[0] = (bn_tensor *)g;
         else
-            grads[0] = bn_scatter(g, d, index, bn_zeros(bn_shape_of(index), bn_dtype_of(g)));
+            grads[0] = bn_scatter(g, d, index,
+                                  bn__grad_zeros(bn_shape_of(index), bn_dtype_of(g), g));
     }
     if (bn__node_needs(n, 1)) grads[1] = pad_to(bn_gather(g, d, index), n->in_shape[1]);
     return BN_OK;

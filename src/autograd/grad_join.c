@@ -33,7 +33,7 @@ static bn_status cat_backward(bn_node *n, const bn_tensor *g, bn_tensor **grads)
     for (int k = 0; k < n->ninputs; k++) {
         bn_shape s = n->in_shape[k];
         if (cat_skipped(s)) {
-            if (bn__node_needs(n, k)) grads[k] = bn_zeros(s, bn_dtype_of(g));
+            if (bn__node_needs(n, k)) grads[k] = bn__grad_zeros(s, bn_dtype_of(g), g);
             continue;
         }
         if (bn__node_needs(n, k)) grads[k] = bn_narrow(g, d, at, s.dims[d]);
@@ -84,7 +84,7 @@ static bn_tensor *sum_tiles(const bn_tensor *g, int i, int64_t r, int64_t m)
     if (r == 0) {
         bn_shape s = bn_shape_of(g);
         s.dims[i] = m;
-        return bn_zeros(s, bn_dtype_of(g));
+        return bn__grad_zeros(s, bn_dtype_of(g), g);
     }
     bn_tensor *acc = bn_narrow(g, i, 0, m);
     for (int64_t k = 1; k < r; k++) acc = bn_add(acc, bn_narrow(g, i, k * m, m));
@@ -167,7 +167,7 @@ static bn_tensor *unpad_dim(const bn_tensor *g, int d, int64_t before, int64_t n
     bn_tensor *idx = bn_expand(bn_tensor_to(map, bn_device_of(g)), bn_shape_of(g));
     bn_shape s = bn_shape_of(g);
     s.dims[d] = n;
-    return bn_scatter_add(bn_zeros(s, bn_dtype_of(g)), d, idx, g);
+    return bn_scatter_add(bn__grad_zeros(s, bn_dtype_of(g), g), d, idx, g);
 }
 
 static bn_status pad_backward(bn_node *n, const bn_tensor *g, bn_tensor **grads)

@@ -169,7 +169,8 @@ static bn_status extreme_at_dim_backward(bn_node *n, const bn_tensor *g, bn_tens
     bn_shape along = in; /* (1, …, size, …, 1) */
     for (int d = 0; d < along.ndim; d++)
         if (d != dim) along.dims[d] = 1;
-    bn_tensor *pos = bn_reshape(bn_arange(0, (double)in.dims[dim], 1, BN_I64), along);
+    bn_tensor *pos = bn_reshape(
+        bn_tensor_to(bn_arange(0, (double)in.dims[dim], 1, BN_I64), bn_device_of(g)), along);
     grads[0] = bn_masked_fill(expand_back(n, g), bn_ne(pos, idx), 0.0);
     return BN_OK;
 }
@@ -241,7 +242,8 @@ static bn_status logsumexp_backward(bn_node *n, const bn_tensor *g, bn_tensor **
 static bn_tensor *flip(const bn_tensor *t, int dim)
 {
     double size = (double)bn_dim(t, dim);
-    return bn_index_select(t, dim, bn_arange(size - 1, -1, -1, BN_I64));
+    return bn_index_select(t, dim,
+                           bn_tensor_to(bn_arange(size - 1, -1, -1, BN_I64), bn_device_of(t)));
 }
 
 /* d cumsum = the reverse cumulative sum of g */

@@ -92,7 +92,7 @@ static bn_tensor *unslice(const bn_tensor *g, bn_shape in, int d, int64_t start,
         bn_tensor_to(bn_arange((double)start, (double)(start + len * step), (double)step, BN_I64),
                      bn_device_of(g));
     bn_tensor *idx = bn_expand(bn_reshape(pos, bn_shape_make(nd, ishape)), bn_shape_of(g));
-    bn_tensor *zeros = bn_zeros(in, bn_dtype_of(g));
+    bn_tensor *zeros = bn__grad_zeros(in, bn_dtype_of(g), g);
     return bn_scatter_add(zeros, d, idx, g);
 }
 
@@ -213,7 +213,7 @@ static bn_status as_strided_backward(bn_node *n, const bn_tensor *g, bn_tensor *
     int64_t nin = layout_numel(&c->in), nout = layout_numel(&c->out);
     bn_dtype dt = bn_dtype_of(g);
     if (nin == 0 || nout == 0) {
-        grads[0] = bn_zeros(n->in_shape[0], dt);
+        grads[0] = bn__grad_zeros(n->in_shape[0], dt, g);
         return BN_OK;
     }
     int64_t lo =
@@ -224,7 +224,7 @@ static bn_status as_strided_backward(bn_node *n, const bn_tensor *g, bn_tensor *
     bn_tensor *pos_out = positions_tensor(&c->out, lo, nout, bn_device_of(g));
     bn_tensor *pos_in = positions_tensor(&c->in, lo, nin, bn_device_of(g));
     if (!pos_out || !pos_in) return bn_error_code();
-    bn_tensor *buf = bn_scatter_add(bn_zeros(bn_shape_make(1, &span), dt), 0, pos_out,
+    bn_tensor *buf = bn_scatter_add(bn__grad_zeros(bn_shape_make(1, &span), dt, g), 0, pos_out,
                                     bn_reshape(g, bn_shape_make(1, &nout)));
     grads[0] = bn_reshape(bn_gather(buf, 0, pos_in), n->in_shape[0]);
     return BN_OK;

@@ -3,6 +3,11 @@
 
 #include "born/ops.h"
 
+bn_tensor *bn__grad_zeros(bn_shape s, bn_dtype dt, const bn_tensor *like)
+{
+    return bn__out(bn__full(s.dims, s.ndim, 0.0, dt, like->storage->device));
+}
+
 bn_tensor *bn__sum_to_shape(const bn_tensor *grad, bn_shape s)
 {
     BN_CHECK_NULL("bn__sum_to_shape", grad);

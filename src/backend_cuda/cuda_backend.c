@@ -5,6 +5,12 @@
  * select() sets. Nothing here falls back to the CPU: a missing kernel is BN_ERR_UNSUPPORTED. */
 #include "backend_cuda/cuda_plugin.h"
 
+#include "backend_cuda/cuda_attention.h"
+#include "backend_cuda/cuda_conv.h"
+#include "backend_cuda/cuda_index.h"
+#include "backend_cuda/cuda_nn.h"
+#include "backend_cuda/cuda_optim.h"
+
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -210,14 +216,16 @@ static const bn_backend cuda_backend = {
     .cumsum = k_cumsum,
     .softmax = k_softmax,
     .matmul = bcu_matmul,
-    .index_select = bcu_no_index_select,
-    .gather = bcu_no_gather,
-    .scatter = bcu_no_scatter,
-    .sort = bcu_no_sort,
-    .topk = bcu_no_topk,
-    .tri = bcu_no_tri,
-    .conv = NULL, /* ops/conv.c and ops/pool.c report BN_ERR_UNSUPPORTED */
-    .nn = &bcu_nn_unsupported,
+    .index_select = bcu_be_index_select,
+    .gather = bcu_be_gather,
+    .scatter = bcu_be_scatter,
+    .sort = bcu_be_sort,
+    .topk = bcu_be_topk,
+    .tri = bcu_be_tri,
+    .conv = &bcu_conv,
+    .nn = &bcu_nn,
+    .optim = &bcu_optim,
+    .attn = &bcu_attn,
 };
 
 /* ---- the entry point ------------------------------------------------------------------------- */

@@ -64,17 +64,4 @@ extern bool bcu_allow_tf32;
 bn_status bcu_blas_init(cuda_device *d);
 bn_status bcu_matmul(const bn_tview *a, const bn_tview *b, const bn_tview *out);
 
-/* cuda_unsupported.c: the kernel families not on the GPU yet (BN_ERR_UNSUPPORTED) */
-bn_status bcu_no_index_select(const bn_tview *x, int dim, const bn_tview *index,
-                              const bn_tview *out);
-bn_status bcu_no_gather(const bn_tview *x, int dim, const bn_tview *index, const bn_tview *out);
-bn_status bcu_no_scatter(bn_scatter_op op, const bn_tview *out, int dim, const bn_tview *index,
-                         const bn_tview *src);
-bn_status bcu_no_sort(const bn_tview *x, int dim, bool descending, const bn_tview *values,
-                      const bn_tview *indices);
-bn_status bcu_no_topk(const bn_tview *x, int64_t k, int dim, bool largest, const bn_tview *values,
-                      const bn_tview *indices);
-bn_status bcu_no_tri(const bn_tview *x, const bn_tview *out, int64_t diagonal, bool upper);
-extern const bn_backend_nn bcu_nn_unsupported;
-
 #endif

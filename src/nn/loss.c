@@ -6,6 +6,7 @@
  * respect to the input (and the target where PyTorch has one). Input and target broadcast
  * (PyTorch warns and broadcasts; so does born, silently). Cross entropy and NLL live in
  * loss_ce.c. */
+#include "amp/amp_internal.h"
 #include "nn/loss_internal.h"
 
 #include <math.h>
@@ -140,6 +141,7 @@ static bn_status mse_backward(bn_node *n, const bn_tensor *g, bn_tensor **grads)
 bn_tensor *bn_mse_loss(const bn_tensor *input, const bn_tensor *target, bn_loss_opts o)
 {
     int64_t count;
+    BN_AUTOCAST_F32(bn_mse_loss(ac[0], ac[1], o), input, target);
     if (!check_pair("bn_mse_loss", input, target, o.reduction, &count)) return NULL;
     loss_forward_begin();
     bn_tensor *d = bn_sub(input, target);
@@ -158,6 +160,7 @@ static bn_status l1_backward(bn_node *n, const bn_tensor *g, bn_tensor **grads)
 bn_tensor *bn_l1_loss(const bn_tensor *input, const bn_tensor *target, bn_loss_opts o)
 {
     int64_t count;
+    BN_AUTOCAST_F32(bn_l1_loss(ac[0], ac[1], o), input, target);
     if (!check_pair("bn_l1_loss", input, target, o.reduction, &count)) return NULL;
     loss_forward_begin();
     bn_tensor *out = loss_forward_end(loss_reduce(bn_abs(bn_sub(input, target)), o.reduction));
@@ -205,11 +208,13 @@ static bn_tensor *smooth_family(const char *fn, const bn_tensor *input, const bn
 
 bn_tensor *bn_smooth_l1_loss(const bn_tensor *input, const bn_tensor *target, bn_loss_opts o)
 {
+    BN_AUTOCAST_F32(bn_smooth_l1_loss(ac[0], ac[1], o), input, target);
     return smooth_family("bn_smooth_l1_loss", input, target, o, false);
 }
 
 bn_tensor *bn_huber_loss(const bn_tensor *input, const bn_tensor *target, bn_loss_opts o)
 {
+    BN_AUTOCAST_F32(bn_huber_loss(ac[0], ac[1], o), input, target);
     return smooth_family("bn_huber_loss", input, target, o, true);
 }
 
@@ -230,6 +235,7 @@ bn_tensor *bn_binary_cross_entropy(const bn_tensor *probs, const bn_tensor *targ
                                    bn_bce_opts o)
 {
     const char *fn = "bn_binary_cross_entropy";
+    BN_AUTOCAST_F32(bn_binary_cross_entropy(ac[0], ac[1], o), probs, target);
     const bn_tensor *input = probs;
     int64_t count;
     if (!check_pair(fn, input, target, o.reduction, &count)) return NULL;
@@ -294,6 +300,7 @@ bn_tensor *bn_binary_cross_entropy_with_logits(const bn_tensor *logits, const bn
                                                bn_bce_opts o)
 {
     const char *fn = "bn_binary_cross_entropy_with_logits";
+    BN_AUTOCAST_F32(bn_binary_cross_entropy_with_logits(ac[0], ac[1], o), logits, target);
     const bn_tensor *x = logits;
     int64_t count;
     if (!check_pair(fn, x, target, o.reduction, &count)) return NULL;
@@ -339,6 +346,7 @@ static bn_status kl_backward(bn_node *n, const bn_tensor *g, bn_tensor **grads)
 bn_tensor *bn_kl_div(const bn_tensor *input, const bn_tensor *target, bn_kl_opts o)
 {
     const char *fn = "bn_kl_div";
+    BN_AUTOCAST_F32(bn_kl_div(ac[0], ac[1], o), input, target);
     int64_t count;
     if (!check_pair(fn, input, target, o.reduction, &count)) return NULL;
     if (o.batchmean && o.reduction == BN_REDUCTION_NONE)

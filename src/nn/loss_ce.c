@@ -4,13 +4,17 @@
  *
  * Both losses are written as loss_b = -sum_c A[b, c] * logp[b, c] over the batch elements b,
  * where the coefficients A fold in the target, the smoothing, the weights, ignore_index and
- * the mean's divisor. The forward runs in double on the host; the backward is one fused rule:
+ * the mean's divisor. On the CPU the forward runs in double; on another device (CUDA) it is
+ * built from public ops on that device in the compute dtype (f64 for f64 logits, else f32), and
+ * the host reads only one flag (is a class-index target out of range?). The backward is one
+ * fused rule:
  *     d/dlogits = g * (softmax(logits) * sum_c A - A)          (cross entropy)
  *     d/dlog_probs = -g * A                                    (NLL)
  * written with public ops, so it can be differentiated again.
  *
  * Layout: logits (N, C, d1, …) or (C); B = N * S batch elements with S = d1 * …; element
  * (n, c, s) sits at (n * C + c) * S + s in a contiguous copy. */
+#include "amp/amp_internal.h"
 #include "nn/loss_internal.h"
 
 #include <math.h>
@@ -249,9 +253,134 @@ static void ce_losses(const ce_problem *p, const bn_ce_opts *o, const double *A,
     if (o->reduction != BN_REDUCTION_NONE) loss[0] = empty_mean ? NAN : total;
 }
 
+/* ---- the forward on another device ------------------------------------------------------------ */
+/* a 0-d tensor of value v on device d, owned by the current scope */
+static bn_tensor *dev_scalar(double v, bn_dtype dt, bn_device d)
+{
+    int64_t unused[1] = {1};
+    return bn__out(bn__full(unused, 0, v, dt, d));
+}
+
+/* After the device said a class-index target is out of range: names the first one in order
+ * with the CPU path's message (the targets come to the host only on this error path). */
+static void report_bad_target(const ce_problem *p, const bn_ce_opts *o, const bn_tensor *t)
+{
+    bn_tensor *h = bn_contiguous(bn_to_dtype(bn_tensor_to(t, bn_cpu()), BN_I64));
+    if (!h) return;
+    const int64_t *v = bn__data(h);
+    for (int64_t b = 0, n = bn__numel(h); b < n; b++) {
+        if (o->use_ignore_index && v[b] == o->ignore_index) continue;
+        if (v[b] < 0 || v[b] >= p->sh.C) {
+            bn__error(BN_ERR_ARG, "%s: target %lld is out of range for %lld classes", p->fn,
+                      (long long)v[b], (long long)p->sh.C);
+            return;
+        }
+    }
+    bn__error(BN_ERR_INTERNAL, "%s: the device found a target out of range, the host none", p->fn);
+}
+
+/* A for class-index targets on x's device (cshape: 1 but C at the class dim); *empty gets a
+ * 0-d bool that is true where a mean has no weight to divide by (NULL unless a mean). NULL with
+ * an error for a target out of range. */
+static bn_tensor *coefs_index_device(const ce_problem *p, const bn_ce_opts *o, const bn_tensor *t,
+                                     const bn_tensor *wb, bn_shape cshape, bn_dtype cdt,
+                                     bn_tensor **empty)
+{
+    bn_device dev = t->storage->device;
+    double eps = p->smoothing;
+    int64_t C = p->sh.C;
+    bool mean = o->reduction == BN_REDUCTION_MEAN;
+    bn_tensor *tu = bn_unsqueeze(t, p->sh.cdim); /* logits' shape with 1 at the class dim */
+    bn_tensor *valid = o->use_ignore_index ? bn_ne_scalar(tu, (double)o->ignore_index) : NULL;
+    bn_tensor *bad = bn_logical_or(bn_lt_scalar(tu, 0), bn_ge_scalar(tu, (double)C));
+    if (valid) bad = bn_logical_and(bad, valid);
+    bn_tensor *any = bn_any(bad, BN_ALL, false);
+    if (!any) return NULL;
+    if (bn_item(any) != 0) {
+        report_bad_target(p, o, t);
+        return NULL;
+    }
+    bn_tensor *classes =
+        bn_reshape(bn_tensor_to(bn_arange(0, (double)C, 1, BN_I64), dev), cshape);
+    bn_tensor *hit = bn_eq(tu, classes); /* the target's class of each counted element */
+    if (valid) hit = bn_logical_and(hit, valid);
+    bn_tensor *hitf = bn_to_dtype(hit, cdt);
+    /* a mean divides by the weight sum of the counted targets (smoothing: by their number when
+     * there are no weights), as in coefs_index */
+    bn_tensor *wsum = NULL, *counted = NULL;
+    if (mean) {
+        counted = bn_sum(hitf, BN_ALL, false);
+        wsum = wb ? bn_sum(bn_mul(hitf, wb), BN_ALL, false) : counted;
+        *empty = bn_eq_scalar(wsum, 0);
+    }
+    bn_tensor *zero = dev_scalar(0, cdt, dev);
+    bn_tensor *coef = wb ? bn_mul_scalar(wb, 1 - eps) : dev_scalar(1 - eps, cdt, dev);
+    if (mean) coef = bn_div(coef, wsum);
+    bn_tensor *A = bn_where(hit, coef, zero); /* 0, not 0 * inf, off the target */
+    if (eps != 0) {
+        bn_tensor *sm = wb ? bn_mul_scalar(wb, eps / (double)C) : dev_scalar(eps / (double)C, cdt, dev);
+        if (mean) sm = bn_div(sm, wb ? wsum : counted);
+        if (valid) sm = bn_where(valid, sm, zero);
+        A = bn_add(A, sm);
+    }
+    return A;
+}
+
+static bool ce_compute_device(const ce_problem *p, const bn_tensor *x, const bn_tensor *t,
+                              const bn_ce_opts *o, ce_result *r)
+{
+    bn_dtype cdt = x->dtype == BN_F64 ? BN_F64 : BN_F32;
+    bn_device dev = x->storage->device;
+    int cdim = p->sh.cdim, nd = x->ndim;
+    int64_t C = p->sh.C, B = p->sh.N * p->sh.S;
+    double eps = p->smoothing;
+    bool mean = o->reduction == BN_REDUCTION_MEAN;
+    bn_shape cshape = {.ndim = nd};
+    for (int i = 0; i < nd; i++) cshape.dims[i] = i == cdim ? C : 1;
+    loss_forward_begin();
+    bn_tensor *xc = bn_to_dtype(x, cdt);
+    bn_tensor *logp = p->nll ? xc : bn_log_softmax(xc, cdim);
+    bn_tensor *wb = o->weight ? bn_reshape(bn_to_dtype(o->weight, cdt), cshape) : NULL;
+    bn_tensor *A = NULL, *K = NULL, *empty = NULL;
+    bool ok = logp && (!o->weight || wb);
+    if (ok && p->prob) {
+        double div = mean ? (double)B : 1;
+        A = bn_add_scalar(bn_mul_scalar(bn_to_dtype(t, cdt), 1 - eps), eps / (double)C);
+        if (wb) A = bn_mul(wb, A);
+        A = bn_div_scalar(A, div);
+        K = bn__out(bn__full(x->shape, nd, -(1 - eps), cdt, dev));
+        if (wb) K = bn_mul(K, wb);
+        K = bn_div_scalar(K, div);
+        if (mean && B == 0) empty = bn_eq_scalar(dev_scalar(0, cdt, dev), 0);
+    } else if (ok) {
+        A = coefs_index_device(p, o, t, wb, cshape, cdt, &empty);
+    }
+    ok = ok && A && (!p->prob || K) && (p->prob || !mean || empty);
+    bn_tensor *rowsum = NULL, *loss = NULL;
+    if (ok) {
+        /* loss_b = -sum_c A logp, skipping A == 0 (0 * -inf would be NaN), as ce_losses */
+        bn_tensor *prod = bn_where(bn_ne_scalar(A, 0), bn_mul(A, logp), dev_scalar(0, cdt, dev));
+        rowsum = bn_sum(A, cdim, true);
+        loss = bn_neg(o->reduction == BN_REDUCTION_NONE ? bn_sum(prod, cdim, false)
+                                                        : bn_sum(prod, BN_ALL, false));
+        if (empty) loss = bn_where(empty, dev_scalar(NAN, cdt, dev), loss);
+        ok = rowsum && loss;
+    }
+    if (ok) {
+        r->loss = loss, r->A = A, r->rowsum = rowsum, r->K = p->prob ? K : NULL;
+        bn_retain(loss);
+        bn_retain(A);
+        bn_retain(rowsum);
+        if (r->K) bn_retain(r->K);
+    }
+    loss_forward_end(NULL);
+    return ok;
+}
+
 static bool ce_compute(const ce_problem *p, const bn_tensor *x, const bn_tensor *t,
                        const bn_ce_opts *o, ce_result *r)
 {
+    if (x->storage->device.type != BN_DEVICE_CPU) return ce_compute_device(p, x, t, o, r);
     int64_t C = p->sh.C, B = p->sh.N * p->sh.S;
     bn_tensor *x64 = host_copy(x, BN_F64), *t64 = host_copy(t, p->prob ? BN_F64 : BN_I64);
     bn_tensor *w64 = o->weight ? host_copy(o->weight, BN_F64) : NULL;
@@ -364,12 +493,14 @@ static bn_tensor *ce_run(ce_problem *p, const bn_tensor *x, const bn_tensor *t, 
 
 bn_tensor *bn_cross_entropy(const bn_tensor *logits, const bn_tensor *target, bn_ce_opts o)
 {
+    BN_AUTOCAST_F32(bn_cross_entropy(ac[0], ac[1], o), logits, target);
     ce_problem p = {.fn = "bn_cross_entropy"};
     return ce_run(&p, logits, target, o);
 }
 
 bn_tensor *bn_nll_loss(const bn_tensor *log_probs, const bn_tensor *target, bn_ce_opts o)
 {
+    BN_AUTOCAST_F32(bn_nll_loss(ac[0], ac[1], o), log_probs, target);
     ce_problem p = {.fn = "bn_nll_loss", .nll = true};
     return ce_run(&p, log_probs, target, o);
 }

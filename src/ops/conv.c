@@ -10,7 +10,10 @@
  * meets the block in one wide GEMM that sums over its images, and adds the blocks in order.
  * f16 and bf16 compute in f32 and are rounded once at the end. Buffers come from
  * conv_buffers.c's cache (no fresh pages to fault in on every training step).
- * conv1d is conv2d with H = KH = 1. Not done here: fused or direct (no im2col) kernels, winograd. */
+ * conv1d is conv2d with H = KH = 1. Inside an autocast region (born/amp.h) the public functions
+ * cast x, w and b to the region's dtype first. Not done here: fused or direct (no im2col)
+ * kernels, winograd. */
+#include "amp/amp_internal.h"
 #include "autograd/grad_conv.h"
 #include "backend/backend_conv.h"
 #include "ops/conv_buffers.h"
@@ -87,12 +90,17 @@ static bn_status add_bias(const bn_backend *be, bn_tensor *y, const bn_tensor *b
  * order, and the block size depends only on the shapes, never on the thread count. (4 MB beat
  * 1 MB by ~10% at 2 threads: fewer, larger GEMMs and parallel regions.) */
 #define BLOCK_BYTES ((int64_t)4 << 20)
+#define GPU_BLOCK_BYTES ((int64_t)1 << 30)
 
 /* The images per block for per-image columns of CKK x L elements of dtype cd (0 for N = 0). */
-static int64_t block_images(const bn_window_geom *g, int64_t CKK, int64_t L, bn_dtype cd)
+static int64_t block_images(const bn_window_geom *g, int64_t CKK, int64_t L, bn_dtype cd,
+                            bn_device dev)
 {
+    /* a GPU gains nothing from cache-sized blocks and loses a launch per block: there the whole
+     * batch is one block, up to GPU_BLOCK_BYTES of columns */
+    int64_t limit = dev.type == BN_DEVICE_CPU ? BLOCK_BYTES : GPU_BLOCK_BYTES;
     int64_t per_image = CKK * L * (int64_t)bn_dtype_size(cd);
-    int64_t nb = per_image > 0 ? BLOCK_BYTES / per_image : g->N;
+    int64_t nb = per_image > 0 ? limit / per_image : g->N;
     return nb < 1 ? 1 : nb > g->N ? g->N : nb;
 }
 
@@ -145,7 +153,8 @@ bn_tensor *bn__conv_forward_4d(const char *fn, const bn_tensor *img, const bn_te
     const bn_backend *be = conv_backend(fn, img);
     if (!be) return NULL;
     bn_dtype cd = compute_dtype(img->dtype);
-    int64_t CKK = g->C * g->KH * g->KW, L = g->OH * g->OW, nb = block_images(g, CKK, L, cd);
+    int64_t CKK = g->C * g->KH * g->KW, L = g->OH * g->OW,
+            nb = block_images(g, CKK, L, cd, img->storage->device);
     bn_tensor *x = bn__to_dtype(img, cd), *wc = contiguous_as(w, cd), *cols = NULL;
     bn_tensor *bc = bias && x && wc ? bn__to_dtype(bias, cd) : NULL;
     int64_t cshape[3] = {nb, CKK, L}, yshape[4] = {g->N, p->ocols, g->OH, g->OW};
@@ -200,7 +209,8 @@ bn_tensor *bn__conv_input_grad_4d(const char *fn, const bn_tensor *cols_side, co
     const bn_backend *be = conv_backend(fn, cols_side);
     if (!be) return NULL;
     bn_dtype cd = compute_dtype(cols_side->dtype);
-    int64_t CKK = g->C * g->KH * g->KW, L = g->OH * g->OW, nb = block_images(g, CKK, L, cd);
+    int64_t CKK = g->C * g->KH * g->KW, L = g->OH * g->OW,
+            nb = block_images(g, CKK, L, cd, cols_side->storage->device);
     bn_tensor *cs = contiguous_as(cols_side, cd), *wc = contiguous_as(w, cd), *gcols = NULL;
     int64_t cshape[3] = {nb, CKK, L}, ishape[4] = {g->N, g->C, g->H, g->W};
     if (cs && wc) gcols = bn__conv_empty(cshape, 3, cd, cols_side->storage->device);
@@ -252,7 +262,8 @@ bn_tensor *bn__conv_weight_grad_4d(const char *fn, const bn_tensor *cols_side,
     if (!be) return NULL;
     bn_dtype cd = compute_dtype(img->dtype);
     int64_t G = p->groups, CgKK = g->C / G * g->KH * g->KW, Og = p->ocols / G,
-            CKK = g->C * g->KH * g->KW, L = g->OH * g->OW, nb = block_images(g, CKK, L, cd);
+            CKK = g->C * g->KH * g->KW, L = g->OH * g->OW,
+            nb = block_images(g, CKK, L, cd, img->storage->device);
     bn_tensor *cs = bn__to_dtype(cols_side, cd), *x = bn__to_dtype(img, cd);
     int64_t gshape[2] = {p->ocols, nb * L}, cshape[2] = {CKK, nb * L};
     int64_t wshape[4] = {p->ocols, g->C / G, g->KH, g->KW};
@@ -489,6 +500,7 @@ bn_tensor *bn_conv1d(const bn_tensor *x, const bn_tensor *w, const bn_tensor *b,
 {
     BN_CHECK_NULL("bn_conv1d", x);
     BN_CHECK_NULL("bn_conv1d", w);
+    BN_AUTOCAST_LOW(bn_conv1d(ac[0], ac[1], ac[2], o), x, w, b);
     return bn__out(conv_any("bn_conv1d", x, w, b, o, 1, false));
 }
 
@@ -496,6 +508,7 @@ bn_tensor *bn_conv2d(const bn_tensor *x, const bn_tensor *w, const bn_tensor *b,
 {
     BN_CHECK_NULL("bn_conv2d", x);
     BN_CHECK_NULL("bn_conv2d", w);
+    BN_AUTOCAST_LOW(bn_conv2d(ac[0], ac[1], ac[2], o), x, w, b);
     return bn__out(conv_any("bn_conv2d", x, w, b, o, 2, false));
 }
 
@@ -504,5 +517,6 @@ bn_tensor *bn_conv_transpose2d(const bn_tensor *x, const bn_tensor *w, const bn_
 {
     BN_CHECK_NULL("bn_conv_transpose2d", x);
     BN_CHECK_NULL("bn_conv_transpose2d", w);
+    BN_AUTOCAST_LOW(bn_conv_transpose2d(ac[0], ac[1], ac[2], o), x, w, b);
     return bn__out(conv_any("bn_conv_transpose2d", x, w, b, o, 2, true));
 }

@@ -12,6 +12,7 @@
  *     and the result wrapped back to the tensor's dtype, which for + - * is torch's wrapping.
  * Integer remainder by zero is an error (torch raises ZeroDivisionError), as is an integer
  * tensor raised to a negative integer scalar power. Kernels: the backend's `binary` slot. */
+#include "amp/amp_internal.h"
 #include "autograd/grad_elementwise.h"
 #include "backend/backend.h"
 
@@ -97,6 +98,7 @@ bn_tensor *bn_div(const bn_tensor *a, const bn_tensor *b)
 }
 bn_tensor *bn_pow(const bn_tensor *a, const bn_tensor *b)
 {
+    BN_AUTOCAST_F32(bn_pow(ac[0], ac[1]), a, b);
     return binary("bn_pow", BN_BINARY_POW, a, b);
 }
 bn_tensor *bn_maximum(const bn_tensor *a, const bn_tensor *b)
@@ -273,10 +275,12 @@ bn_tensor *bn_div_scalar(const bn_tensor *a, double s)
 }
 bn_tensor *bn_pow_scalar(const bn_tensor *a, double s)
 {
+    BN_AUTOCAST_F32(bn_pow_scalar(ac[0], s), a);
     return binary_scalar("bn_pow_scalar", BN_BINARY_POW, a, s, false);
 }
 bn_tensor *bn_rpow_scalar(double s, const bn_tensor *a)
 {
+    BN_AUTOCAST_F32(bn_rpow_scalar(s, ac[0]), a);
     return binary_scalar("bn_rpow_scalar", BN_BINARY_POW, a, s, true);
 }
 bn_tensor *bn_maximum_scalar(const bn_tensor *a, double s)

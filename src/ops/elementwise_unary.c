@@ -6,6 +6,7 @@
  * silu, softplus); neg, abs, relu, sign, floor, ceil and round keep the dtype (floor/ceil/round
  * of an integer is the identity); clamp promotes with its bounds like a Python scalar; bool
  * inputs are refused where torch refuses them. Kernels: the backend's `unary` slot. */
+#include "amp/amp_internal.h"
 #include "autograd/grad_elementwise.h"
 #include "backend/backend.h"
 
@@ -70,15 +71,25 @@ bn_tensor *bn_floor(const bn_tensor *x) { return keep_dtype_op("bn_floor", BN_UN
 bn_tensor *bn_ceil(const bn_tensor *x) { return keep_dtype_op("bn_ceil", BN_UNARY_CEIL, x); }
 bn_tensor *bn_round(const bn_tensor *x) { return keep_dtype_op("bn_round", BN_UNARY_ROUND, x); }
 
-bn_tensor *bn_exp(const bn_tensor *x) { return float_op("bn_exp", BN_UNARY_EXP, x, &no_params); }
-bn_tensor *bn_log(const bn_tensor *x) { return float_op("bn_log", BN_UNARY_LOG, x, &no_params); }
+bn_tensor *bn_exp(const bn_tensor *x)
+{
+    BN_AUTOCAST_F32(bn_exp(ac[0]), x);
+    return float_op("bn_exp", BN_UNARY_EXP, x, &no_params);
+}
+bn_tensor *bn_log(const bn_tensor *x)
+{
+    BN_AUTOCAST_F32(bn_log(ac[0]), x);
+    return float_op("bn_log", BN_UNARY_LOG, x, &no_params);
+}
 bn_tensor *bn_log1p(const bn_tensor *x)
 {
+    BN_AUTOCAST_F32(bn_log1p(ac[0]), x);
     return float_op("bn_log1p", BN_UNARY_LOG1P, x, &no_params);
 }
 bn_tensor *bn_sqrt(const bn_tensor *x) { return float_op("bn_sqrt", BN_UNARY_SQRT, x, &no_params); }
 bn_tensor *bn_rsqrt(const bn_tensor *x)
 {
+    BN_AUTOCAST_F32(bn_rsqrt(ac[0]), x);
     return float_op("bn_rsqrt", BN_UNARY_RSQRT, x, &no_params);
 }
 bn_tensor *bn_sin(const bn_tensor *x) { return float_op("bn_sin", BN_UNARY_SIN, x, &no_params); }
@@ -111,6 +122,7 @@ bn_tensor *bn_elu(const bn_tensor *x, double alpha)
 bn_tensor *bn_softplus(const bn_tensor *x, double beta, double threshold)
 {
     BN_CHECK_NULL("bn_softplus", x);
+    BN_AUTOCAST_F32(bn_softplus(ac[0], beta, threshold), x);
     if (beta == 0 || isnan(beta))
         return bn__error_null(BN_ERR_ARG, "bn_softplus: beta is %g; it must be non-zero", beta);
     bn_unary_params p = {.alpha = beta, .beta = threshold};

@@ -6,7 +6,9 @@
  *   N-D @ N-D   batched over the leading dims, which broadcast: [2,1,3,4] @ [5,4,6] -> [2,5,3,6]
  * Both operands must have one dtype (no promotion, as in torch); bool is refused. Nothing is
  * copied here: the kernel gets views whose broadcast batch dims have stride 0. The derivative
- * lives in autograd/grad_linalg.c. */
+ * lives in autograd/grad_linalg.c. Inside an autocast region (born/amp.h) float operands are cast
+ * to the region's dtype first. */
+#include "amp/amp_internal.h"
 #include "autograd/grad_reduce.h"
 #include "backend/backend.h"
 
@@ -93,6 +95,7 @@ bn_tensor *bn_matmul(const bn_tensor *a, const bn_tensor *b)
 {
     BN_CHECK_NULL("bn_matmul", a);
     BN_CHECK_NULL("bn_matmul", b);
+    BN_AUTOCAST_LOW(bn_matmul(ac[0], ac[1]), a, b);
     if (!bn__same_device("bn_matmul", a, b)) return NULL;
     if (!check_operands(a, b)) return NULL;
     int64_t bshape[BN_MAX_DIMS];

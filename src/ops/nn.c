@@ -5,6 +5,7 @@
  * The norm kernels compute in f32 or f64: f16/bf16 inputs are converted to f32 and the result is
  * rounded once. Linear is composed of bn_matmul and bn_add under no-grad, with a rule of its own;
  * dropout is x * mask, so bn_mul records its derivative. */
+#include "amp/amp_internal.h"
 #include "autograd/grad_nn.h"
 #include "backend/backend_nn.h"
 
@@ -34,13 +35,13 @@ static bn_tensor *prep_opt(const bn_tensor *t, bn_dtype dt, bool *ok)
 }
 
 /* A fresh contiguous copy (never t itself), so saving it for backward is immune to later
- * in-place writes to t. */
-static bn_tensor *fresh_copy(const bn_tensor *t, bn_dtype dt)
+ * in-place writes to t. be is the backend of t's device (the copy kernel also casts). */
+static bn_tensor *fresh_copy(const bn_backend *be, const bn_tensor *t, bn_dtype dt)
 {
     bn_tensor *c = bn__empty(t->shape, t->ndim, dt, t->storage->device);
     if (!c) return NULL;
     bn_tview src = bn__tview(t), dst = bn__tview(c);
-    if (bn__cpu_backend()->copy(&src, &dst) != BN_OK) {
+    if (be->copy(&src, &dst) != BN_OK) {
         bn_release(c);
         return NULL;
     }
@@ -88,6 +89,7 @@ bn_tensor *bn_linear(const bn_tensor *x, const bn_tensor *w, const bn_tensor *b)
     const char *fn = "bn_linear";
     BN_CHECK_NULL(fn, x);
     BN_CHECK_NULL(fn, w);
+    BN_AUTOCAST_LOW(bn_linear(ac[0], ac[1], ac[2]), x, w, b);
     if (!check_float(fn, "x", x) || !check_float(fn, "w", w) || !check_float(fn, "b", b))
         return NULL;
     if (w->dtype != x->dtype || (b && b->dtype != x->dtype))
@@ -204,6 +206,7 @@ bn_tensor *bn_layer_norm(const bn_tensor *x, int normalized_ndim, const bn_tenso
 {
     const char *fn = "bn_layer_norm";
     BN_CHECK_NULL(fn, x);
+    BN_AUTOCAST_F32(bn_layer_norm(ac[0], normalized_ndim, ac[1], ac[2], eps), x, weight, bias);
     if (!check_float(fn, "x", x) || !check_last_dims(fn, x, normalized_ndim) ||
         !check_normalized(fn, "weight", weight, x, normalized_ndim) ||
         !check_normalized(fn, "bias", bias, x, normalized_ndim))
@@ -216,6 +219,7 @@ bn_tensor *bn_rms_norm(const bn_tensor *x, int normalized_ndim, const bn_tensor 
 {
     const char *fn = "bn_rms_norm";
     BN_CHECK_NULL(fn, x);
+    BN_AUTOCAST_F32(bn_rms_norm(ac[0], normalized_ndim, ac[1], eps), x, weight);
     if (!check_float(fn, "x", x) || !check_last_dims(fn, x, normalized_ndim) ||
         !check_normalized(fn, "weight", weight, x, normalized_ndim))
         return NULL;
@@ -243,6 +247,7 @@ bn_tensor *bn_group_norm(const bn_tensor *x, int64_t groups, const bn_tensor *we
 {
     const char *fn = "bn_group_norm";
     BN_CHECK_NULL(fn, x);
+    BN_AUTOCAST_F32(bn_group_norm(ac[0], groups, ac[1], ac[2], eps), x, weight, bias);
     if (!check_float(fn, "x", x) || !check_nc(fn, x)) return NULL;
     int64_t C = x->shape[1];
     if (groups < 1 || C % groups != 0)
@@ -323,8 +328,8 @@ bn_tensor *bn_batch_norm(const bn_tensor *x, bn_tensor *running_mean, bn_tensor 
         mean = empty ? bn__full(&C, 1, 0.0, cdt, dev) : bn__empty(&C, 1, cdt, dev);
         var = empty ? bn__full(&C, 1, 1.0, cdt, dev) : bn__empty(&C, 1, cdt, dev);
     } else {
-        mean = fresh_copy(running_mean, cdt);
-        var = fresh_copy(running_var, cdt);
+        mean = fresh_copy(be, running_mean, cdt);
+        var = fresh_copy(be, running_var, cdt);
     }
     bn_tensor *tmp[6] = {xc, wc, bc, y, mean, var};
     ok = ok && xc && y && mean && var;

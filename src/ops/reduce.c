@@ -12,6 +12,7 @@
  *   max, min              keep the dtype; argmax/argmin -> i64 (not bool, as in torch)
  *   all, any              bool for every input dtype
  * Float results go through their autograd hook (autograd/grad_reduce.h) before they return. */
+#include "amp/amp_internal.h"
 #include "autograd/grad_reduce.h"
 #include "backend/backend.h"
 
@@ -135,12 +136,14 @@ static bn_dtype sum_dtype(bn_dtype dt) { return is_intlike(dt) ? BN_I64 : dt; }
 bn_tensor *bn_sum(const bn_tensor *t, int dim, bool keepdim)
 {
     BN_CHECK_NULL("bn_sum", t);
+    BN_AUTOCAST_F32(bn_sum(ac[0], dim, keepdim), t);
     return reduce_dim("bn_sum", t, BN_REDUCE_SUM, dim, keepdim, sum_dtype(t->dtype));
 }
 
 bn_tensor *bn_mean(const bn_tensor *t, int dim, bool keepdim)
 {
     BN_CHECK_NULL("bn_mean", t);
+    BN_AUTOCAST_F32(bn_mean(ac[0], dim, keepdim), t);
     if (!need_float("bn_mean", t)) return NULL;
     return reduce_dim("bn_mean", t, BN_REDUCE_MEAN, dim, keepdim, t->dtype);
 }
@@ -148,6 +151,7 @@ bn_tensor *bn_mean(const bn_tensor *t, int dim, bool keepdim)
 bn_tensor *bn_prod(const bn_tensor *t, int dim, bool keepdim)
 {
     BN_CHECK_NULL("bn_prod", t);
+    BN_AUTOCAST_F32(bn_prod(ac[0], dim, keepdim), t);
     return reduce_dim("bn_prod", t, BN_REDUCE_PROD, dim, keepdim, sum_dtype(t->dtype));
 }
 
@@ -155,6 +159,7 @@ bn_tensor *bn_sum_dims(const bn_tensor *t, const int *dims, int ndims, bool keep
 {
     uint32_t mask;
     BN_CHECK_NULL("bn_sum_dims", t);
+    BN_AUTOCAST_F32(bn_sum_dims(ac[0], dims, ndims, keepdim), t);
     if (!dims_mask("bn_sum_dims", t, dims, ndims, &mask)) return NULL;
     return bn__out(bn__grad_reduce(BN_REDUCE_SUM, t, mask, 0,
                                    reduce_into("bn_sum_dims", t, BN_REDUCE_SUM, mask, keepdim,
@@ -165,6 +170,7 @@ bn_tensor *bn_mean_dims(const bn_tensor *t, const int *dims, int ndims, bool kee
 {
     uint32_t mask;
     BN_CHECK_NULL("bn_mean_dims", t);
+    BN_AUTOCAST_F32(bn_mean_dims(ac[0], dims, ndims, keepdim), t);
     if (!dims_mask("bn_mean_dims", t, dims, ndims, &mask)) return NULL;
     if (!need_float("bn_mean_dims", t)) return NULL;
     return bn__out(bn__grad_reduce(BN_REDUCE_MEAN, t, mask, 0,
@@ -264,6 +270,7 @@ bn_tensor *bn_logsumexp(const bn_tensor *t, int dim, bool keepdim)
 {
     uint32_t mask;
     BN_CHECK_NULL("bn_logsumexp", t);
+    BN_AUTOCAST_F32(bn_logsumexp(ac[0], dim, keepdim), t);
     if (!dim_mask("bn_logsumexp", t, dim, &mask)) return NULL;
     bn_tensor *x = bn__to_dtype(t, bn__float_result(t->dtype));
     if (!x) return NULL;
@@ -313,12 +320,14 @@ static bn_tensor *along_dim(const char *fn, const bn_tensor *t, int dim, bn_dtyp
 bn_tensor *bn_cumsum(const bn_tensor *t, int dim)
 {
     BN_CHECK_NULL("bn_cumsum", t);
+    BN_AUTOCAST_F32(bn_cumsum(ac[0], dim), t);
     return along_dim("bn_cumsum", t, dim, sum_dtype(t->dtype), ALONG_CUMSUM);
 }
 
 bn_tensor *bn_softmax(const bn_tensor *t, int dim)
 {
     BN_CHECK_NULL("bn_softmax", t);
+    BN_AUTOCAST_F32(bn_softmax(ac[0], dim), t);
     if (!need_float("bn_softmax", t)) return NULL;
     return along_dim("bn_softmax", t, dim, t->dtype, ALONG_SOFTMAX);
 }
@@ -326,6 +335,7 @@ bn_tensor *bn_softmax(const bn_tensor *t, int dim)
 bn_tensor *bn_log_softmax(const bn_tensor *t, int dim)
 {
     BN_CHECK_NULL("bn_log_softmax", t);
+    BN_AUTOCAST_F32(bn_log_softmax(ac[0], dim), t);
     if (!need_float("bn_log_softmax", t)) return NULL;
     return along_dim("bn_log_softmax", t, dim, t->dtype, ALONG_LOG_SOFTMAX);
 }

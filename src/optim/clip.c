@@ -1,6 +1,9 @@
-/* optim/clip.c — gradient clipping by total norm and by value, like torch.nn.utils.clip_grad_*.
- * Gradients are replaced by clipped copies (never written in place: a gradient may be shared
- * with another tensor). Norms accumulate in double. */
+/* optim/clip.c — gradient clipping by total norm and by value, like torch.nn.utils.clip_grad_*,
+ * on any device: both are composed of public ops (abs, sum/max reductions, mul, clamp), so they
+ * run where the gradients live. Gradients are replaced by clipped copies (never written in
+ * place: a gradient may be shared with another tensor). Norms accumulate in double: each
+ * gradient's part is reduced in f64 on its own device, the parts are summed (or maxed) on the
+ * first gradient's device, and the total is read back once. */
 #include "born/autograd.h"
 #include "born/optim.h"
 #include "core/internal.h"
@@ -18,72 +21,42 @@ static bool check_grads(const char *fn, bn_tensor *const *params, int n)
             return bn__error(BN_ERR_DTYPE, "%s: params[%d] has a %s gradient", fn, i,
                              bn_dtype_name(g->dtype)),
                    false;
-        if (g && g->storage->device.type != BN_DEVICE_CPU)
-            return bn__error(BN_ERR_DEVICE, "%s: params[%d]'s gradient is not on the CPU", fn, i),
-                   false;
     }
     return true;
 }
 
-/* Applies f(value, arg) to every element of p's gradient, into a fresh copy set as its grad. */
-static bn_status map_grad(bn_tensor *p, double (*f)(double, double), double arg)
+/* |g|^p summed (or the largest |g| when p is infinite) over one gradient: a 0-d f64 tensor on
+ * g's device, or NULL with an error. Runs in the caller's scope. */
+static bn_tensor *norm_part(const bn_tensor *g, double p)
 {
-    bn_tensor *c = bn__contiguous(p->grad);
-    bn_tensor *out = c ? bn__empty_like(c) : NULL;
-    if (!out) {
-        bn_release(c);
-        return bn_error_code();
-    }
-    int64_t n = bn__numel(c);
-    const void *src = bn__data(c);
-    void *dst = bn__data(out);
-    if (c->dtype == BN_F32) {
-        const float *s = src;
-        float *d = dst;
-        for (int64_t i = 0; i < n; i++) d[i] = (float)f(s[i], arg);
-    } else if (c->dtype == BN_F64) {
-        const double *s = src;
-        double *d = dst;
-        for (int64_t i = 0; i < n; i++) d[i] = f(s[i], arg);
-    } else {
-        size_t es = bn_dtype_size(c->dtype);
-        for (int64_t i = 0; i < n; i++)
-            bn__store_f64((char *)dst + (size_t)i * es, c->dtype,
-                          f(bn__load_f64((const char *)src + (size_t)i * es, c->dtype), arg));
-    }
-    bn_status st = bn_set_grad(p, out);
-    bn_release(out);
-    bn_release(c);
-    return st;
+    bn_tensor *a = bn_abs(bn_to_dtype(g, BN_F64));
+    if (isinf(p)) return bn_max(a, BN_ALL, false);
+    if (p == 1) return bn_sum(a, BN_ALL, false);
+    return bn_sum(bn_pow_scalar(a, p), BN_ALL, false); /* p == 2: a * a exactly */
 }
 
-/* |g|^p summed (or the largest |g| when p is infinite), over one gradient. */
-static double grad_norm_part(const bn_tensor *g, double p)
+/* The total norm of the gradients (the caller's scope owns the temporaries); -1 on failure. */
+static double total_norm(bn_tensor *const *params, int n, double p)
 {
-    bn_tensor *c = bn__contiguous(g);
-    if (!c) return NAN;
-    int64_t n = bn__numel(c);
-    double acc = 0;
-    const void *data = bn__data(c);
-    size_t es = bn_dtype_size(c->dtype);
-    for (int64_t i = 0; i < n; i++) {
-        double v;
-        if (c->dtype == BN_F32) v = fabs((double)((const float *)data)[i]);
-        else if (c->dtype == BN_F64) v = fabs(((const double *)data)[i]);
-        else v = fabs(bn__load_f64((const char *)data + (size_t)i * es, c->dtype));
-        if (isinf(p)) acc = (v > acc || isnan(v)) ? v : acc;
-        else if (p == 2) acc += v * v;
-        else if (p == 1) acc += v;
-        else acc += pow(v, p);
+    bn_tensor *acc = NULL;
+    for (int i = 0; i < n; i++) {
+        const bn_tensor *g = params[i]->grad;
+        if (!g || bn_numel(g) == 0) continue; /* an empty gradient adds 0 (and has no max) */
+        bn_tensor *part = norm_part(g, p);
+        if (!part) return -1;
+        if (acc) {
+            bn_device da = bn_device_of(acc), dp = bn_device_of(part);
+            if (da.type != dp.type || da.index != dp.index) part = bn_tensor_to(part, da);
+            if (!part) return -1;
+        }
+        acc = !acc ? part : isinf(p) ? bn_maximum(acc, part) : bn_add(acc, part);
+        if (!acc) return -1;
     }
-    bn_release(c);
-    return acc;
+    double total = 0;
+    if (acc && bn_copy_to_host(acc, &total, sizeof total) != BN_OK) return -1;
+    if (!isinf(p)) total = p == 2 ? sqrt(total) : pow(total, 1.0 / p);
+    return total;
 }
-
-static double scale_by(double v, double s) { return v * s; }
-
-/* The coefficient is rounded to the gradient's dtype before multiplying, as torch does. */
-static double scale_by_f32(double v, double s) { return (double)((float)v * (float)s); }
 
 double bn_clip_grad_norm(bn_tensor *const *params, int n, double max_norm, double norm_type)
 {
@@ -95,27 +68,27 @@ double bn_clip_grad_norm(bn_tensor *const *params, int n, double max_norm, doubl
                -1;
     if (!(max_norm >= 0))
         return bn__error(BN_ERR_ARG, "%s: max_norm = %g must be >= 0", fn, max_norm), -1;
-    double total = 0;
-    for (int i = 0; i < n; i++) {
-        if (!params[i]->grad) continue;
-        double part = grad_norm_part(params[i]->grad, norm_type);
-        if (isnan(part) && bn_error_code() != BN_OK) return -1;
-        if (isinf(norm_type)) total = (part > total || isnan(part)) ? part : total;
-        else total += part;
-    }
-    if (!isinf(norm_type)) total = norm_type == 2 ? sqrt(total) : pow(total, 1.0 / norm_type);
+    bn_scope_begin();
+    bn_no_grad_begin();
+    double total = total_norm(params, n, norm_type);
     double coef = max_norm / (total + 1e-6);
-    if (coef < 1 || isnan(coef))
-        for (int i = 0; i < n; i++) {
-            bn_tensor *p = params[i];
-            if (!p->grad) continue;
-            bn_status st = map_grad(p, p->grad->dtype == BN_F32 ? scale_by_f32 : scale_by, coef);
-            if (st != BN_OK) return -1;
-        }
+    if (total >= 0 || isnan(total)) {
+        if (coef < 1 || isnan(coef))
+            for (int i = 0; i < n; i++) {
+                bn_tensor *p = params[i];
+                if (!p->grad) continue;
+                /* the coefficient is rounded to the gradient's dtype first, as torch does */
+                bn_tensor *scaled = bn_mul_scalar(p->grad, coef);
+                if (!scaled || bn_set_grad(p, scaled) != BN_OK) {
+                    total = -1;
+                    break;
+                }
+            }
+    }
+    bn_no_grad_end();
+    bn_scope_end();
     return total;
 }
-
-static double clamp_abs(double v, double c) { return v < -c ? -c : (v > c ? c : v); }
 
 bn_status bn_clip_grad_value(bn_tensor *const *params, int n, double clip_value)
 {
@@ -123,10 +96,16 @@ bn_status bn_clip_grad_value(bn_tensor *const *params, int n, double clip_value)
     if (!check_grads(fn, params, n)) return bn_error_code();
     if (!(clip_value >= 0))
         return bn__error(BN_ERR_ARG, "%s: clip_value = %g must be >= 0", fn, clip_value);
-    for (int i = 0; i < n; i++) {
-        if (!params[i]->grad) continue;
-        bn_status st = map_grad(params[i], clamp_abs, clip_value);
-        if (st != BN_OK) return st;
+    bn_status st = BN_OK;
+    bn_scope_begin();
+    bn_no_grad_begin();
+    for (int i = 0; st == BN_OK && i < n; i++) {
+        bn_tensor *p = params[i];
+        if (!p->grad) continue;
+        bn_tensor *c = bn_clamp(p->grad, -clip_value, clip_value);
+        st = c ? bn_set_grad(p, c) : bn_error_code();
     }
-    return BN_OK;
+    bn_no_grad_end();
+    bn_scope_end();
+    return st;
 }

@@ -1,6 +1,8 @@
 /* optim/optim.c — optimizer objects: creation over parameter lists (and modules), options with
  * PyTorch's defaults, step / zero_grad, learning rate, and the state accessors for checkpoints.
- * The update formulas themselves live in optim_update.c. */
+ * Parameters may live on any device whose backend has optimizer kernels (backend_optim.h), all on
+ * one device; state tensors are created beside them. optim_update.c computes each step's scalars
+ * and calls those kernels. */
 #include "optim/optim_internal.h"
 
 #include "born/autograd.h"
@@ -19,7 +21,9 @@ static double or_default(double v, double def)
     return v;
 }
 
-static bool check_params(const char *fn, bn_tensor *const *params, int n)
+/* The parameters' checks; with need_kernels, their device's backend must also have optimizer
+ * kernels (L-BFGS checks its device itself). */
+static bool check_params(const char *fn, bn_tensor *const *params, int n, bool need_kernels)
 {
     if (!params) return bn__null_arg(fn, "params"), false;
     if (n <= 0) return bn__error(BN_ERR_ARG, "%s: got %d parameters (need at least one)", fn, n),
@@ -35,9 +39,16 @@ static bool check_params(const char *fn, bn_tensor *const *params, int n)
                       i, bn_dtype_name(p->dtype));
             return false;
         }
-        if (p->storage->device.type != BN_DEVICE_CPU || !bn__is_contiguous(p)) {
-            bn__error(BN_ERR_ARG, "%s: params[%d] %s must be a contiguous CPU tensor", fn, i,
-                      bn__tshape(p));
+        if (!bn__is_contiguous(p)) {
+            bn__error(BN_ERR_ARG, "%s: params[%d] %s must be contiguous", fn, i, bn__tshape(p));
+            return false;
+        }
+        bn_device d0 = params[0]->storage->device, d = p->storage->device;
+        if (d.type != d0.type || d.index != d0.index) {
+            bn__error(BN_ERR_DEVICE,
+                      "%s: params[0] is on %s but params[%d] is on %s (all parameters must be on "
+                      "one device)",
+                      fn, bn__optim_device_str(d0), i, bn__optim_device_str(d));
             return false;
         }
         if (p->grad_fn) {
@@ -50,6 +61,17 @@ static bool check_params(const char *fn, bn_tensor *const *params, int n)
                           i);
                 return false;
             }
+    }
+    if (need_kernels) {
+        bn_device d = params[0]->storage->device;
+        const bn_backend *be = bn__backend(fn, d);
+        if (!be) return false;
+        if (!be->optim) {
+            bn__error(BN_ERR_UNSUPPORTED,
+                      "%s: the %s backend has no optimizer kernels (the parameters are on %s)", fn,
+                      be->name, bn__optim_device_str(d));
+            return false;
+        }
     }
     return true;
 }
@@ -72,6 +94,7 @@ static bn_optim *optim_new(optim_kind k, optim_hyper h, bn_tensor *const *params
     o->kind = k;
     o->h = h;
     o->n = n;
+    o->device = params[0]->storage->device;
     o->nstate = nstate;
     for (int s = 0; s < nstate; s++) o->state_names[s] = names[s];
     o->params = calloc((size_t)n, sizeof(*o->params));
@@ -102,7 +125,7 @@ static bn_optim *optim_new(optim_kind k, optim_hyper h, bn_tensor *const *params
 bn_optim *bn_optim_sgd_params(bn_tensor *const *params, int n, bn_sgd_opts op)
 {
     const char *fn = "bn_optim_sgd";
-    if (!check_params(fn, params, n)) return NULL;
+    if (!check_params(fn, params, n, true)) return NULL;
     optim_hyper h = {.lr = or_default(op.lr, 1e-3),
                      .momentum = op.momentum,
                      .dampening = op.dampening,
@@ -125,7 +148,7 @@ bn_optim *bn_optim_sgd_params(bn_tensor *const *params, int n, bn_sgd_opts op)
 static bn_optim *adam_like(const char *fn, optim_kind k, bn_tensor *const *params, int n,
                            bn_adam_opts op)
 {
-    if (!check_params(fn, params, n)) return NULL;
+    if (!check_params(fn, params, n, true)) return NULL;
     optim_hyper h = {.lr = or_default(op.lr, 1e-3),
                      .beta1 = or_default(op.beta1, 0.9),
                      .beta2 = or_default(op.beta2, 0.999),
@@ -156,7 +179,7 @@ bn_optim *bn_optim_adamw_params(bn_tensor *const *params, int n, bn_adam_opts o)
 bn_optim *bn_optim_rmsprop_params(bn_tensor *const *params, int n, bn_rmsprop_opts op)
 {
     const char *fn = "bn_optim_rmsprop";
-    if (!check_params(fn, params, n)) return NULL;
+    if (!check_params(fn, params, n, true)) return NULL;
     optim_hyper h = {.lr = or_default(op.lr, 1e-2),
                      .alpha = or_default(op.alpha, 0.99),
                      .eps = or_default(op.eps, 1e-8),
@@ -180,7 +203,7 @@ bn_optim *bn_optim_rmsprop_params(bn_tensor *const *params, int n, bn_rmsprop_op
 bn_optim *bn_optim_adagrad_params(bn_tensor *const *params, int n, bn_adagrad_opts op)
 {
     const char *fn = "bn_optim_adagrad";
-    if (!check_params(fn, params, n)) return NULL;
+    if (!check_params(fn, params, n, true)) return NULL;
     optim_hyper h = {.lr = or_default(op.lr, 1e-2),
                      .lr_decay = op.lr_decay,
                      .weight_decay = op.weight_decay,
@@ -202,7 +225,7 @@ bn_optim *bn_optim_adagrad_params(bn_tensor *const *params, int n, bn_adagrad_op
 bn_optim *bn_optim_adadelta_params(bn_tensor *const *params, int n, bn_adadelta_opts op)
 {
     const char *fn = "bn_optim_adadelta";
-    if (!check_params(fn, params, n)) return NULL;
+    if (!check_params(fn, params, n, true)) return NULL;
     optim_hyper h = {.lr = or_default(op.lr, 1.0),
                      .rho = or_default(op.rho, 0.9),
                      .eps = or_default(op.eps, 1e-6),
@@ -219,7 +242,7 @@ bn_optim *bn_optim_adadelta_params(bn_tensor *const *params, int n, bn_adadelta_
 bn_optim *bn_optim_nadam_params(bn_tensor *const *params, int n, bn_nadam_opts op)
 {
     const char *fn = "bn_optim_nadam";
-    if (!check_params(fn, params, n)) return NULL;
+    if (!check_params(fn, params, n, true)) return NULL;
     optim_hyper h = {.lr = or_default(op.lr, 2e-3),
                      .beta1 = or_default(op.beta1, 0.9),
                      .beta2 = or_default(op.beta2, 0.999),
@@ -241,7 +264,11 @@ bn_optim *bn__lbfgs_new(bn_optim *o); /* lbfgs.c: allocates o->lbfgs */
 bn_optim *bn_optim_lbfgs_params(bn_tensor *const *params, int n, bn_lbfgs_opts op)
 {
     const char *fn = "bn_optim_lbfgs";
-    if (!check_params(fn, params, n)) return NULL;
+    if (!check_params(fn, params, n, false)) return NULL;
+    if (params[0]->storage->device.type != BN_DEVICE_CPU)
+        return bn__error_null(BN_ERR_UNSUPPORTED,
+                              "%s: L-BFGS runs on the CPU only (the parameters are on %s)", fn,
+                              bn__optim_device_str(params[0]->storage->device));
     bn_lbfgs_opts l = op;
     l.lr = or_default(op.lr, 1.0);
     if (l.max_iter <= 0) l.max_iter = 20;
@@ -268,17 +295,18 @@ bn_status bn_optim_step(bn_optim *o)
             return bn__error(BN_ERR_SHAPE, "bn_optim_step: params[%d] is %s %s but its grad is %s %s",
                              i, bn_dtype_name(p->dtype), bn__tshape(p), bn_dtype_name(g->dtype),
                              bn__tshape(g));
+        bn_device gd = g->storage->device;
+        if (gd.type != o->device.type || gd.index != o->device.index)
+            return bn__error(BN_ERR_DEVICE, "bn_optim_step: params[%d] is on %s but its grad is on %s",
+                             i, bn__optim_device_str(o->device), bn__optim_device_str(gd));
     }
-    for (int i = 0; i < o->n; i++) {
-        bn_tensor *p = o->params[i];
-        if (!p->grad) continue;
-        bn_tensor *g = bn__contiguous(p->grad);
-        if (!g) return bn_error_code();
-        o->param_steps[i]++;
-        bn__optim_update(o, i, g);
-        bn_release(g);
-        bn__bump_version(p);
-    }
+    const bn_backend *be = bn__backend("bn_optim_step", o->device);
+    if (!be) return bn_error_code();
+    if (!be->optim)
+        return bn__error(BN_ERR_UNSUPPORTED, "bn_optim_step: the %s backend has no optimizer kernels",
+                         be->name);
+    bn_status st = bn__optim_apply(o, be->optim);
+    if (st != BN_OK) return st;
     o->steps++;
     return BN_OK;
 }

@@ -1,8 +1,10 @@
 /* optim/optim_internal.h — the private shape of an optimizer, shared by optim.c (lifecycle,
- * state), optim_update.c (the per-parameter update loops) and lbfgs.c. */
+ * state), optim_update.c (one step: per-step scalars and the backend's multi-tensor update) and
+ * lbfgs.c. */
 #ifndef BORN_OPTIM_INTERNAL_H
 #define BORN_OPTIM_INTERNAL_H
 
+#include "backend/backend_optim.h"
 #include "born/optim.h"
 #include "core/internal.h"
 
@@ -32,6 +34,7 @@ struct bn_optim {
     optim_kind kind;
     optim_hyper h;
     int n;
+    bn_device device;     /* every parameter's (and state tensor's) device */
     bn_tensor **params;   /* retained */
     int nstate;           /* state tensors per parameter */
     const char *state_names[OPTIM_MAX_STATE];
@@ -42,8 +45,12 @@ struct bn_optim {
     struct lbfgs_state *lbfgs;
 };
 
-/* The update of parameter i from its gradient g (contiguous, the parameter's dtype). */
-void bn__optim_update(bn_optim *o, int i, const bn_tensor *g);
+/* One step of every parameter that has a gradient (already checked: same dtype, shape and
+ * device as its parameter), through k->update: one multi-tensor call per dtype. Advances each
+ * updated parameter's step count and bumps its version. */
+bn_status bn__optim_apply(bn_optim *o, const bn_backend_optim *k);
+/* "cpu:0", "cuda:1", … for messages (a thread-local ring of 4 buffers). */
+const char *bn__optim_device_str(bn_device d);
 /* L-BFGS state lifecycle (lbfgs.c). */
 void bn__lbfgs_free(struct lbfgs_state *s);
 

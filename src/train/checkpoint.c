@@ -247,7 +247,8 @@ static bn_status restore_optim(const bn_loaded *f, const char *path, bn_optim *o
         bn_tensor *t = bn_optim_state(o, i, &name);
         char key[96];
         snprintf(key, sizeof key, "optim.%s", name ? name : "?");
-        st = t ? bn_copy_(t, find_tensor(f, key)) : bn_error_code();
+        st = t ? bn_copy_(t, bn_tensor_to(find_tensor(f, key), bn_device_of(t)))
+               : bn_error_code();
     }
     bn_no_grad_end();
     bn_scope_end();

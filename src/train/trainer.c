@@ -2,6 +2,7 @@
  * (B, C) against i64 labels (B), accuracy from the argmax, and for evaluation a confusion
  * matrix. Each batch runs inside its own scope, so every temporary of a step is gone when the
  * step ends; only the module's parameters and the optimizer's state persist. */
+#include "born/amp.h"
 #include "born/nn.h"
 #include "born/optim.h"
 #include "born/train.h"
@@ -114,17 +115,28 @@ static bn_status pending_flush(pending *p, bn_metrics *out)
 
 /* One optimisation step on (x, y); queues its loss and correct count in p. Runs in the
  * caller's scope. */
-static bn_status train_step(bn_module *m, bn_optim *o, bn_device dev, bn_tensor *x, bn_tensor *y,
-                            pending *p)
+static bn_status train_step(bn_module *m, bn_optim *o, const bn_train_opts *to, bn_device dev,
+                            bn_tensor *x, bn_tensor *y, pending *p)
 {
     bn_status st = check_batch("bn_train_epoch", y);
     if (st != BN_OK || (st = batch_to(dev, &x, &y)) != BN_OK) return st;
     bn_optim_zero_grad(o);
+    bool autocast = to->precision == BN_BF16 || to->precision == BN_F16;
+    if (autocast && (st = bn_autocast_begin(to->precision)) != BN_OK) return st;
     bn_tensor *logits = bn_module_forward(m, x);
-    bn_tensor *loss = bn_cross_entropy(logits, y, (bn_ce_opts){0});
+    bn_tensor *loss = logits ? bn_cross_entropy(logits, y, (bn_ce_opts){0}) : NULL;
+    if (autocast) bn_autocast_end();
     if (!loss) return bn_error_code();
-    if ((st = bn_backward(loss)) != BN_OK) return st;
-    if ((st = bn_optim_step(o)) != BN_OK) return st;
+    if (to->scaler) {
+        bn_tensor *scaled = bn_grad_scaler_scale(to->scaler, loss);
+        if (!scaled || (st = bn_backward(scaled)) != BN_OK) return bn_error_code();
+        if ((st = bn_grad_scaler_step(to->scaler, o)) != BN_OK ||
+            (st = bn_grad_scaler_update(to->scaler)) != BN_OK)
+            return st;
+    } else {
+        if ((st = bn_backward(loss)) != BN_OK) return st;
+        if ((st = bn_optim_step(o)) != BN_OK) return st;
+    }
     bn_no_grad_begin();
     bn_tensor *pred = bn_argmax(logits, 1, false);
     bn_tensor *correct = pred ? bn_sum(bn_eq(pred, y), BN_ALL, false) : NULL;
@@ -143,11 +155,23 @@ static bn_status train_step(bn_module *m, bn_optim *o, bn_device dev, bn_tensor 
 bn_status bn_train_epoch(bn_module *m, bn_optim *o, bn_loader *l, bn_progress_fn progress,
                          void *ctx, bn_metrics *out)
 {
+    return bn_train_epoch_ex(m, o, l, NULL, progress, ctx, out);
+}
+
+bn_status bn_train_epoch_ex(bn_module *m, bn_optim *o, bn_loader *l, const bn_train_opts *opts,
+                            bn_progress_fn progress, void *ctx, bn_metrics *out)
+{
     BN_CHECK_NULL_STATUS("bn_train_epoch", out);
     *out = (bn_metrics){0};
     BN_CHECK_NULL_STATUS("bn_train_epoch", m);
     BN_CHECK_NULL_STATUS("bn_train_epoch", o);
     BN_CHECK_NULL_STATUS("bn_train_epoch", l);
+    bn_train_opts to = opts ? *opts : (bn_train_opts){0};
+    if (to.precision != 0 && to.precision != BN_F32 && to.precision != BN_BF16 &&
+        to.precision != BN_F16)
+        return bn__error(BN_ERR_DTYPE,
+                         "bn_train_epoch: opts->precision is %s (expected f32, bf16 or f16)",
+                         bn_dtype_name(to.precision));
     bn_error_clear(); /* the end of the epoch is told from a failure by the error slot */
     bn_module_train(m, true);
     bn_device dev = module_device(m);
@@ -159,7 +183,7 @@ bn_status bn_train_epoch(bn_module *m, bn_optim *o, bn_loader *l, bn_progress_fn
         bn_scope_begin();
         bn_tensor *x, *y;
         bool more = bn_loader_next(l, &x, &y);
-        if (more) st = train_step(m, o, dev, x, y, &p);
+        if (more) st = train_step(m, o, &to, dev, x, y, &p);
         bn_scope_end();
         if (!more) {
             st = bn_error_code();

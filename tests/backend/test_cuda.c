@@ -1,7 +1,7 @@
 /* tests/backend/test_cuda.c — the CUDA plugin against the CPU backend: every kernel it has, on
  * random inputs of several shapes and dtypes, strided (transposed, sliced, broadcast) and
- * contiguous; the caching allocator's statistics; pinned transfers; clear errors for missing
- * kernels and missing devices. Without a GPU (or the plugin) the device tests skip and only the
+ * contiguous; the caching allocator's statistics; pinned transfers; clear errors for mixed
+ * devices and missing devices. Without a GPU (or the plugin) the device tests skip and only the
  * "unavailable" behaviour is checked. No fixture files: the CPU backend is the reference.
  * Tolerances: f32 rel 1e-5 (issue 5), f64 1e-12, f16 1e-3, bf16 1e-2; matmul and reductions add
  * an absolute term for the different summation order. */
@@ -450,19 +450,20 @@ Test(cuda, matmul_rate_is_logged)
 }
 
 /* ---- what is not on the GPU yet -------------------------------------------------------------- */
-Test(cuda, missing_kernels_are_unsupported_not_a_fallback)
+Test(cuda, mixed_devices_are_a_clear_error_not_a_copy)
 {
     NEED_GPU();
     BNT_ASSERT_NO_LEAK({
         bn_scope_begin();
         bn_tensor *x = gpu(bn_randn(BN_SHAPE(4, 5), BN_F32));
-        cr_assert_null(bn_argsort(x, 1, false));
-        bnt_assert_error(BN_ERR_UNSUPPORTED, "sort", NULL);
-        cr_assert_null(bn_tril(x, 0));
-        bnt_assert_error(BN_ERR_UNSUPPORTED, "tril", NULL);
-        bn_tensor *i = gpu(bn_randint(0, 5, BN_SHAPE(2, 5), BN_I64));
+        bn_tensor *c = bn_randn(BN_SHAPE(4, 5), BN_F32);
+        cr_assert_null(bn_add(x, c));
+        bnt_assert_error(BN_ERR_DEVICE, "bn_add", NULL);
+        cr_assert_null(bn_matmul(x, bn_transpose(c, 0, 1)));
+        bnt_assert_error(BN_ERR_DEVICE, "bn_matmul", NULL);
+        bn_tensor *i = bn_randint(0, 5, BN_SHAPE(2, 5), BN_I64);
         cr_assert_null(bn_gather(x, 0, i));
-        bnt_assert_error(BN_ERR_UNSUPPORTED, NULL);
+        bnt_assert_error(BN_ERR_DEVICE, "bn_gather", NULL);
         bn_scope_end();
     });
 }

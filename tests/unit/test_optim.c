@@ -1,10 +1,13 @@
 /* tests/unit/test_optim.c — optimizers: the first 20 steps of every optimizer match torch.optim
- * (1.13, single-tensor implementations) on a quadratic problem, L-BFGS matches torch's on
- * Rosenbrock, gradient clipping, state access, and bad input.
+ * (1.13, single-tensor implementations) on a quadratic problem, also when the problem is tiled
+ * into one large parameter that the CPU backend's multi-tensor update cuts into chunks and
+ * threads (the same bits on 1 and 2 threads); L-BFGS matches torch's on Rosenbrock; gradient
+ * clipping against the norm's definition; state access; bad input.
  * Fixtures: tests/data/optim.txt, written by scripts/gen_optim.py. */
 #include "bn_test.h"
 
 #include "born/autograd.h"
+#include "born/info.h"
 #include "born/nn.h"
 #include "born/optim.h"
 
@@ -16,53 +19,58 @@ TestSuite(optim, .fini = fini);
 
 #define STEPS 20
 
-/* the optimizer named by a fixture case, with the options gen_optim.py used */
-static bn_optim *make_optim(const char *name, bn_tensor *const *p)
+/* the optimizer named by a fixture case, with the options gen_optim.py used, over p[0 .. n) */
+static bn_optim *make_optim_n(const char *name, bn_tensor *const *p, int n)
 {
-    if (!strcmp(name, "sgd")) return bn_optim_sgd_params(p, 2, (bn_sgd_opts){.lr = 0.1});
+    if (!strcmp(name, "sgd")) return bn_optim_sgd_params(p, n, (bn_sgd_opts){.lr = 0.1});
     if (!strcmp(name, "sgd_momentum"))
         return bn_optim_sgd_params(
-            p, 2, (bn_sgd_opts){.lr = 0.05, .momentum = 0.9, .dampening = 0.1, .weight_decay = 0.01});
+            p, n, (bn_sgd_opts){.lr = 0.05, .momentum = 0.9, .dampening = 0.1, .weight_decay = 0.01});
     if (!strcmp(name, "sgd_nesterov"))
         return bn_optim_sgd_params(
-            p, 2, (bn_sgd_opts){.lr = 0.05, .momentum = 0.9, .nesterov = true, .weight_decay = 1e-3});
+            p, n, (bn_sgd_opts){.lr = 0.05, .momentum = 0.9, .nesterov = true, .weight_decay = 1e-3});
     if (!strcmp(name, "sgd_maximize"))
-        return bn_optim_sgd_params(p, 2,
+        return bn_optim_sgd_params(p, n,
                                    (bn_sgd_opts){.lr = 0.01, .momentum = 0.5, .maximize = true});
-    if (!strcmp(name, "adam")) return bn_optim_adam_params(p, 2, (bn_adam_opts){.lr = 0.01});
+    if (!strcmp(name, "adam")) return bn_optim_adam_params(p, n, (bn_adam_opts){.lr = 0.01});
     if (!strcmp(name, "adam_wd_amsgrad"))
-        return bn_optim_adam_params(p, 2,
+        return bn_optim_adam_params(p, n,
                                     (bn_adam_opts){.lr = 0.02, .beta1 = 0.8, .beta2 = 0.99,
                                                    .weight_decay = 0.1, .amsgrad = true});
     if (!strcmp(name, "adam_maximize"))
-        return bn_optim_adam_params(p, 2, (bn_adam_opts){.lr = 0.01, .maximize = true});
-    if (!strcmp(name, "adamw")) return bn_optim_adamw_params(p, 2, (bn_adam_opts){.lr = 0.01});
+        return bn_optim_adam_params(p, n, (bn_adam_opts){.lr = 0.01, .maximize = true});
+    if (!strcmp(name, "adamw")) return bn_optim_adamw_params(p, n, (bn_adam_opts){.lr = 0.01});
     if (!strcmp(name, "adamw_wd"))
-        return bn_optim_adamw_params(p, 2,
+        return bn_optim_adamw_params(p, n,
                                      (bn_adam_opts){.lr = 0.05, .weight_decay = 0.1, .eps = 1e-6});
     if (!strcmp(name, "rmsprop"))
-        return bn_optim_rmsprop_params(p, 2, (bn_rmsprop_opts){.lr = 0.01});
+        return bn_optim_rmsprop_params(p, n, (bn_rmsprop_opts){.lr = 0.01});
     if (!strcmp(name, "rmsprop_centered"))
-        return bn_optim_rmsprop_params(p, 2,
+        return bn_optim_rmsprop_params(p, n,
                                        (bn_rmsprop_opts){.lr = 0.01, .alpha = 0.9, .centered = true,
                                                          .momentum = 0.5, .weight_decay = 0.01});
     if (!strcmp(name, "adagrad"))
-        return bn_optim_adagrad_params(p, 2, (bn_adagrad_opts){.lr = 0.1});
+        return bn_optim_adagrad_params(p, n, (bn_adagrad_opts){.lr = 0.1});
     if (!strcmp(name, "adagrad_decay"))
-        return bn_optim_adagrad_params(p, 2,
+        return bn_optim_adagrad_params(p, n,
                                        (bn_adagrad_opts){.lr = 0.1, .lr_decay = 0.01,
                                                          .initial_accumulator_value = 0.1,
                                                          .weight_decay = 0.01});
-    if (!strcmp(name, "adadelta")) return bn_optim_adadelta_params(p, 2, (bn_adadelta_opts){0});
+    if (!strcmp(name, "adadelta")) return bn_optim_adadelta_params(p, n, (bn_adadelta_opts){0});
     if (!strcmp(name, "adadelta_wd"))
         return bn_optim_adadelta_params(
-            p, 2, (bn_adadelta_opts){.lr = 0.5, .rho = 0.8, .weight_decay = 0.05});
-    if (!strcmp(name, "nadam")) return bn_optim_nadam_params(p, 2, (bn_nadam_opts){.lr = 0.01});
+            p, n, (bn_adadelta_opts){.lr = 0.5, .rho = 0.8, .weight_decay = 0.05});
+    if (!strcmp(name, "nadam")) return bn_optim_nadam_params(p, n, (bn_nadam_opts){.lr = 0.01});
     if (!strcmp(name, "nadam_wd"))
         return bn_optim_nadam_params(
-            p, 2, (bn_nadam_opts){.lr = 0.01, .weight_decay = 0.01, .momentum_decay = 0.01});
+            p, n, (bn_nadam_opts){.lr = 0.01, .weight_decay = 0.01, .momentum_decay = 0.01});
     cr_assert_fail("unknown optimizer case %s", name);
     return NULL;
+}
+
+static bn_optim *make_optim(const char *name, bn_tensor *const *p)
+{
+    return make_optim_n(name, p, 2);
 }
 
 static const char *const optim_names[] = {
@@ -125,6 +133,153 @@ Test(optim, every_optimizer_matches_torch_for_20_steps_f64)
     for (size_t i = 0; i < sizeof optim_names / sizeof *optim_names; i++)
         check_trajectory(f, optim_names[i], "f64", 1e-12, 1e-14);
     fx_close(f);
+}
+
+/* ---- one large parameter: chunks and threads ----------------------------------------------------
+ * The fixture's w0 (5, 3) tiled TILES times into one (TILES * 15,) parameter, with a0 and c0 tiled
+ * alike: the update is element-wise, so every tile must follow torch's trajectory of w0. The
+ * parameter spans several of the CPU backend's chunks (tiles straddle their boundaries) and is
+ * large enough to be threaded; w1 and an empty parameter ride in the same multi-tensor call. */
+#define TILES 4409 /* 66135 elements: 5 chunks of 16384, threaded */
+
+static bn_tensor *tiled(const bn_tensor *t)
+{
+    bn_tensor *row = bn_reshape(t, BN_SHAPE(1, 15));
+    return bn_reshape(bn_contiguous(bn_expand(row, BN_SHAPE(TILES, 15))), BN_SHAPE(TILES * 15));
+}
+
+/* runs the case on `threads` threads; returns the big parameter after the last step (kept) */
+static bn_tensor *check_tiled(fx_file *f, const char *name, const char *tag, double rtol,
+                              double atol, int threads)
+{
+    char pcase[64], ocase[64];
+    snprintf(pcase, sizeof pcase, "problem_%s", tag);
+    snprintf(ocase, sizeof ocase, "%s_%s", name, tag);
+    cr_assert_eq(bn_set_num_threads(threads), BN_OK, "%s", bn_error_message());
+    bn_scope_begin();
+    bn_tensor *w0 = bnt_keep(fx_tensor(f, pcase, "w0")), *w1 = bnt_keep(fx_tensor(f, pcase, "w1"));
+    bn_dtype dt = bn_dtype_of(w0);
+    bn_tensor *w[3] = {bn_clone(tiled(w0)), bn_clone(w1), bn_zeros(BN_SHAPE(0), dt)};
+    bn_tensor *a[3] = {tiled(bnt_keep(fx_tensor(f, pcase, "a0"))), bnt_keep(fx_tensor(f, pcase, "a1")),
+                       bn_zeros(BN_SHAPE(0), dt)};
+    bn_tensor *c[3] = {tiled(bnt_keep(fx_tensor(f, pcase, "c0"))), bnt_keep(fx_tensor(f, pcase, "c1")),
+                       bn_zeros(BN_SHAPE(0), dt)};
+    bn_tensor *traj = bnt_keep(fx_tensor(f, ocase, "traj"));
+    for (int k = 0; k < 3; k++) bn_set_requires_grad(w[k], true);
+    bn_optim *opt = make_optim_n(name, w, 3);
+    cr_assert_not_null(opt, "%s: %s", ocase, bn_error_message());
+    for (int s = 0; s < STEPS; s++) {
+        for (int k = 0; k < 3; k++) set_quadratic_grad(w[k], a[k], c[k]);
+        cr_assert_eq(bn_optim_step(opt), BN_OK, "%s: %s", ocase, bn_error_message());
+        bn_scope_begin();
+        bn_tensor *row = bn_select(traj, 0, s);
+        bn_tensor *want0 = bn_narrow(row, 0, 0, 15);
+        /* every tile lies between the tiles' elementwise min and max (NaN propagates to both) */
+        bn_tensor *tiles = bn_reshape(w[0], BN_SHAPE(TILES, 15));
+        char what[128];
+        snprintf(what, sizeof what, "%s, largest tile value after step %d on %d thread(s)", ocase,
+                 s + 1, threads);
+        bnt_assert_close(bn_max(tiles, 0, false), want0, rtol, atol, what);
+        snprintf(what, sizeof what, "%s, smallest tile value after step %d on %d thread(s)", ocase,
+                 s + 1, threads);
+        bnt_assert_close(bn_min(tiles, 0, false), want0, rtol, atol, what);
+        snprintf(what, sizeof what, "%s, w1 after step %d on %d thread(s)", ocase, s + 1, threads);
+        bnt_assert_close(w[1], bn_narrow(row, 0, 15, 3), rtol, atol, what);
+        bn_scope_end();
+    }
+    cr_assert_eq(bn_optim_step_count(opt), STEPS);
+    bn_optim_free(opt);
+    bn_tensor *big = bnt_keep(bn_scope_keep(w[0]));
+    bn_scope_end();
+    return big;
+}
+
+static void check_tiled_all(const char *tag, double rtol, double atol)
+{
+    fx_file *f = fx_open("optim.txt");
+    for (size_t i = 0; i < sizeof optim_names / sizeof *optim_names; i++) {
+        bn_tensor *one = check_tiled(f, optim_names[i], tag, rtol, atol, 1);
+        /* the thread count cannot change a bit: checked on the rules with the most state */
+        const char *name = optim_names[i];
+        if (strcmp(name, "adam_wd_amsgrad") && strcmp(name, "rmsprop_centered") &&
+            strcmp(name, "nadam_wd") && strcmp(name, "sgd_nesterov"))
+            continue;
+        bn_tensor *two = check_tiled(f, optim_names[i], tag, rtol, atol, 2);
+        bn_scope_begin();
+        int64_t differ = (int64_t)bn_item(bn_sum(bn_ne(one, two), BN_ALL, false));
+        cr_assert_eq(differ, 0, "%s_%s: %lld elements differ between 1 and 2 threads",
+                     optim_names[i], tag, (long long)differ);
+        bn_scope_end();
+    }
+    fx_close(f);
+}
+
+Test(optim, a_large_tiled_parameter_follows_torch_on_every_tile_f32)
+{
+    check_tiled_all("f32", 1e-6, 1e-7);
+}
+
+Test(optim, a_large_tiled_parameter_follows_torch_on_every_tile_f64)
+{
+    check_tiled_all("f64", 1e-12, 1e-14);
+}
+
+/* one optimizer over f32 and f64 parameters makes one backend call per dtype; each parameter
+ * must end exactly where an optimizer of its own takes it */
+Test(optim, parameters_of_both_dtypes_update_like_separate_optimizers)
+{
+    bn_manual_seed(9);
+    bn_scope_begin();
+    bn_tensor *a = bn_randn(BN_SHAPE(40000), BN_F32), *b = bn_randn(BN_SHAPE(7), BN_F64);
+    bn_tensor *c = bn_randn(BN_SHAPE(3, 5), BN_F32);
+    bn_tensor *ps[3] = {a, b, c}, *qs[3] = {bn_clone(a), bn_clone(b), bn_clone(c)};
+    for (int k = 0; k < 3; k++) {
+        bn_set_requires_grad(ps[k], true);
+        bn_set_requires_grad(qs[k], true);
+    }
+    bn_nadam_opts no = {.lr = 0.01, .weight_decay = 0.01};
+    bn_optim *all = bn_optim_nadam_params(ps, 3, no);
+    bn_optim *one[3];
+    for (int k = 0; k < 3; k++) one[k] = bn_optim_nadam_params(&qs[k], 1, no);
+    for (int s = 0; s < 4; s++) {
+        for (int k = 0; k < 3; k++) {
+            bn_tensor *g = bn_randn(bn_shape_of(ps[k]), bn_dtype_of(ps[k]));
+            bn_set_grad(ps[k], g);
+            bn_set_grad(qs[k], g);
+            cr_assert_eq(bn_optim_step(one[k]), BN_OK, "%s", bn_error_message());
+        }
+        cr_assert_eq(bn_optim_step(all), BN_OK, "%s", bn_error_message());
+    }
+    for (int k = 0; k < 3; k++) {
+        bnt_assert_equal(ps[k], qs[k], "one optimizer vs one per parameter");
+        bn_optim_free(one[k]);
+    }
+    bn_optim_free(all);
+    bn_scope_end();
+}
+
+Test(optim, a_strided_gradient_updates_like_its_contiguous_copy)
+{
+    bn_manual_seed(5);
+    bn_scope_begin();
+    bn_tensor *p1 = bn_randn(BN_SHAPE(3, 4), BN_F32), *p2 = bn_clone(p1);
+    bn_tensor *gt = bn_randn(BN_SHAPE(4, 3), BN_F32);
+    bn_tensor *g = bn_transpose(gt, 0, 1); /* (3, 4), not contiguous */
+    bn_set_requires_grad(p1, true);
+    bn_set_requires_grad(p2, true);
+    bn_optim *o1 = bn_optim_adam_params(&p1, 1, (bn_adam_opts){.lr = 0.1});
+    bn_optim *o2 = bn_optim_adam_params(&p2, 1, (bn_adam_opts){.lr = 0.1});
+    for (int s = 0; s < 3; s++) {
+        cr_assert_eq(bn_set_grad(p1, g), BN_OK);
+        cr_assert_eq(bn_set_grad(p2, bn_contiguous(g)), BN_OK);
+        cr_assert_eq(bn_optim_step(o1), BN_OK, "%s", bn_error_message());
+        cr_assert_eq(bn_optim_step(o2), BN_OK, "%s", bn_error_message());
+    }
+    bnt_assert_equal(p1, p2, "strided vs contiguous gradient");
+    bnt_assert_equal(bn_grad(p1), g, "the gradient itself is untouched");
+    bn_optim_free(o1);
+    bn_optim_free(o2);
+    bn_scope_end();
 }
 
 /* ---- L-BFGS on Rosenbrock ------------------------------------------------------------------ */
@@ -335,6 +490,62 @@ Test(optim, clip_grad_norm_scales_like_torch)
     cr_assert_eq(bn_clip_grad_value(ps, 3, 2.0), BN_OK);
     bnt_assert_values(bn_grad(a), (double[]){1.5, 2}, 2, 1e-6, "clamped a");
     bnt_assert_values(bn_grad(b), (double[]){2}, 1, 0, "clamped b");
+    bn_scope_end();
+}
+
+/* the total norm against its definition (sum over every element of |g|^p, in double), for
+ * gradients of both dtypes, one of them strided, and a NaN that must reach the total */
+static double norm_by_definition(bn_tensor *const *ps, int n, double p)
+{
+    double acc = 0;
+    for (int i = 0; i < n; i++) {
+        bn_tensor *g = bn_grad(ps[i]);
+        if (!g) continue;
+        bn_tensor *d = bn_to_dtype(g, BN_F64);
+        int64_t m = bn_numel(d);
+        double *v = malloc(sizeof(double) * (size_t)(m ? m : 1));
+        cr_assert_eq(bn_copy_to_host(d, v, sizeof(double) * (size_t)m), BN_OK);
+        for (int64_t j = 0; j < m; j++) {
+            double a = fabs(v[j]);
+            if (isinf(p)) acc = (a > acc || isnan(a)) ? a : acc;
+            else acc += pow(a, p);
+        }
+        free(v);
+    }
+    return isinf(p) ? acc : pow(acc, 1.0 / p);
+}
+
+Test(optim, clip_grad_norm_follows_the_definition_for_every_norm_type)
+{
+    bn_manual_seed(21);
+    bn_scope_begin();
+    const double types[] = {1, 2, 3, 0.5, INFINITY};
+    for (int t = 0; t < 5; t++) {
+        bn_tensor *a = bn_zeros(BN_SHAPE(4, 3), BN_F32), *b = bn_zeros(BN_SHAPE(50000), BN_F64);
+        bn_tensor *c = bn_zeros(BN_SHAPE(0), BN_F32), *d = bn_zeros(BN_SHAPE(2), BN_F32);
+        bn_set_grad(a, bn_transpose(bn_randn(BN_SHAPE(3, 4), BN_F32), 0, 1)); /* strided */
+        bn_set_grad(b, bn_randn(BN_SHAPE(50000), BN_F64));
+        bn_set_grad(c, bn_zeros(BN_SHAPE(0), BN_F32)); /* empty: adds nothing */
+        bn_tensor *ps[] = {a, b, c, d};                /* d: no gradient */
+        double want = norm_by_definition(ps, 4, types[t]);
+        bn_tensor *ga = bn_grad(a), *gb = bn_grad(b);
+        double got = bn_clip_grad_norm(ps, 4, 0.5, types[t]);
+        cr_assert(fabs(got - want) <= 1e-12 * want, "norm_type %g: %.17g, expected %.17g",
+                  types[t], got, want);
+        double coef = 0.5 / (want + 1e-6);
+        bnt_assert_close(bn_grad(a), bn_mul_scalar(ga, coef), 1e-6, 0, "a scaled");
+        bnt_assert_close(bn_grad(b), bn_mul_scalar(gb, coef), 1e-12, 0, "b scaled");
+        cr_assert_null(bn_grad(d));
+    }
+    /* a NaN anywhere makes the total NaN, and every gradient follows (like torch) */
+    bn_tensor *a = bn_zeros(BN_SHAPE(2), BN_F32), *b = bn_zeros(BN_SHAPE(1), BN_F32);
+    bn_set_grad(a, bn_from_data((float[]){1, NAN}, BN_SHAPE(2), BN_F32));
+    bn_set_grad(b, bn_from_data((float[]){100}, BN_SHAPE(1), BN_F32));
+    for (int t = 0; t < 2; t++) {
+        double norm = bn_clip_grad_norm((bn_tensor *[]){a, b}, 2, 1.0, t ? INFINITY : 2);
+        cr_assert(isnan(norm), "norm_type %s: %g", t ? "inf" : "2", norm);
+        cr_assert(isnan(bn_item(bn_grad(b))), "b's gradient became NaN");
+    }
     bn_scope_end();
 }
 

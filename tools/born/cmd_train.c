@@ -69,6 +69,10 @@ static void json_final(const train_cfg *c, const bn_metrics *test, double epoch_
     jw_int(&w, (long long)c->seed);
     jw_key(&w, "threads");
     jw_int(&w, bn_num_threads());
+    jw_key(&w, "device");
+    jw_string(&w, c->device_name);
+    jw_key(&w, "precision");
+    jw_string(&w, c->precision);
     tc_json_number(&w, "test_loss", test->loss);
     tc_json_number(&w, "test_accuracy", test->accuracy);
     jw_key(&w, "test_samples");
@@ -147,9 +151,10 @@ static int train_epochs(const train_cfg *c, const save_cfg *sv, tc_session *s, i
         if (c->json) p.tty = false;
         /* the batch order of epoch e is a function of (seed, e): the same after a resume */
         bn_status st = bn_loader_start_epoch(s->train_loader, e - 1);
+        bn_train_opts to = {.precision = tc_precision(c), .scaler = s->scaler};
         if (st == BN_OK)
-            st = bn_train_epoch(s->model, s->optim, s->train_loader, bn_progress_update, &p,
-                                &r.train);
+            st = bn_train_epoch_ex(s->model, s->optim, s->train_loader, &to, bn_progress_update,
+                                   &p, &r.train);
         bn_progress_done(&p);
         if (st == BN_OK) st = bn_evaluate(s->model, s->test_loader, 10, &r.test);
         if (st != BN_OK) {
@@ -298,10 +303,11 @@ static int run_train(const cli_cmd *cmd, const cli_args *args)
     if (sv.resume) rc = resume(&c, &sv, &s, &first, &hist);
     if (rc == CLI_EXIT_OK && !c.json)
         printf("born train: %s on %s (%lld train / %lld test images from %s), %s lr %g, batch "
-               "%lld, %d thread%s, seed %llu\n",
+               "%lld, %d thread%s, seed %llu, %s, %s\n",
                c.model, c.data, (long long)bn_dataset_len(s.train), (long long)bn_dataset_len(s.test),
                s.dir, c.optim, c.lr_used, (long long)c.batch, bn_num_threads(),
-               bn_num_threads() == 1 ? "" : "s", (unsigned long long)c.seed);
+               bn_num_threads() == 1 ? "" : "s", (unsigned long long)c.seed, c.device_name,
+               c.precision);
     if (rc == CLI_EXIT_OK)
         rc = train_epochs(&c, &sv, &s, first, hist);
     else

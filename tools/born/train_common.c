@@ -145,6 +145,13 @@ bool tc_parse_device(const char *help, const char *s, bn_device *out)
     return false;
 }
 
+bn_dtype tc_precision(const train_cfg *c)
+{
+    if (strcmp(c->precision, "bf16") == 0) return BN_BF16;
+    if (strcmp(c->precision, "fp16") == 0) return BN_F16;
+    return BN_F32;
+}
+
 int tc_model_to_device(const train_cfg *c, tc_session *s, const char *cmd)
 {
     if (c->device.type == BN_DEVICE_CPU) return CLI_EXIT_OK;
@@ -242,6 +249,12 @@ int tc_open(train_cfg *c, tc_session *s, bool training)
             return CLI_EXIT_FAILURE;
         }
         s->optim = s->model ? make_optim(c, s->model) : NULL;
+        if (s->optim && tc_precision(c) == BN_F16 &&
+            !(s->scaler = bn_grad_scaler_new((bn_grad_scaler_opts){0}))) {
+            int rc = tc_fail(cmd, "%s", bn_error_message());
+            tc_close(s);
+            return rc;
+        }
         s->train_loader = bn_loader_new(s->train, (bn_loader_opts){.batch_size = c->batch,
                                                                    .shuffle = true,
                                                                    .seed = c->seed,
@@ -259,6 +272,7 @@ void tc_close(tc_session *s)
 {
     bn_loader_free(s->train_loader);
     bn_loader_free(s->test_loader);
+    bn_grad_scaler_free(s->scaler);
     bn_optim_free(s->optim);
     bn_module_free(s->model);
     bn_dataset_free(s->train);

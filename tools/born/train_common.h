@@ -35,12 +35,15 @@ typedef struct tc_session {
     bn_loader *train_loader, *test_loader;
     bn_module *model;
     bn_optim *optim;
+    bn_grad_scaler *scaler; /* --precision fp16: dynamic loss scaling; NULL otherwise */
     char dir[4096]; /* where the data came from */
 } tc_session;
 
 /* Loads the data (and, when training, builds the model and the optimizer). Returns CLI_EXIT_OK,
  * or prints "born <cmd>: <why>" and returns CLI_EXIT_FAILURE. */
 int tc_open(train_cfg *c, tc_session *s, bool training);
+/* --precision as a dtype: BN_F32, BN_BF16 or BN_F16. */
+bn_dtype tc_precision(const train_cfg *c);
 /* Moves s->model to c->device (nothing for the CPU); CLI_EXIT_OK or a printed failure. */
 int tc_model_to_device(const train_cfg *c, tc_session *s, const char *cmd);
 void tc_close(tc_session *s);

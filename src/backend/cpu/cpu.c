@@ -48,6 +48,8 @@ static const bn_backend cpu_backend = {
     .tri = bn_cpu_tri,
     .conv = &bn_cpu_conv,
     .nn = &bn_cpu_nn,
+    .optim = &bn_cpu_optim,
+    .attn = &bn_cpu_attn,
 };
 
 const bn_backend *bn__cpu_backend(void) { return &cpu_backend; }

@@ -40,5 +40,7 @@ bn_status bn_cpu_tri(const bn_tview *x, const bn_tview *out, int64_t diagonal, b
 extern const struct bn_backend_conv bn_cpu_conv;
 /* nn.c: the norm/dropout/embedding family's table (backend_nn.h) */
 extern const struct bn_backend_nn bn_cpu_nn;
+extern const struct bn_backend_optim bn_cpu_optim; /* optim.c (backend_optim.h) */
+extern const struct bn_backend_attn bn_cpu_attn; /* attention.c (backend_attn.h) */
 
 #endif
