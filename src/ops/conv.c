@@ -146,6 +146,37 @@ static bn_status forward_block(const bn_backend *be, const bn_tensor *x, const b
     return add_bias_view(be, &o, bc);
 }
 
+/* The forward of a block on a GPU: one GEMM per group over the whole block instead of one per
+ * image. The columns are laid out channels-first, (CKK, nb*L), so y_cf (Ocols, nb*L) = w @ cols
+ * is a single large product; it is then copied into y's (nb, Ocols, L) layout with the bias
+ * added on the way. ycf is a buffer of at least Ocols * nb * L elements. */
+static bn_status forward_block_cf(const bn_backend *be, const bn_tensor *x, const bn_tensor *wc,
+                                  const bn_tensor *bc, const bn_tensor *cols, const bn_tensor *ycf,
+                                  const bn_tensor *y, const bn_conv_plan *p, int64_t n0, int64_t nb)
+{
+    bn_window_geom g = p->g;
+    g.N = nb;
+    int64_t G = p->groups, CgKK = g.C / G * g.KH * g.KW, Og = p->ocols / G, L = g.OH * g.OW,
+            CKK = g.C * g.KH * g.KW, nbL = nb * L, O = p->ocols;
+    bn_tview xv = batch_slice(x, n0, nb);
+    bn_tview cv = view3(cols, nb, CKK, L, L, nbL, 1);
+    bn_status st = be->conv->im2col(&xv, &cv, &g);
+    if (st != BN_OK) return st;
+    bn_tview a = view3(wc, G, Og, CgKK, Og * CgKK, CgKK, 1);
+    bn_tview b = view3(cols, G, CgKK, nbL, CgKK * nbL, nbL, 1);
+    bn_tview o = view3(ycf, G, Og, nbL, Og * nbL, nbL, 1);
+    if ((st = be->matmul(&a, &b, &o)) != BN_OK) return st;
+    /* y[n0 + n, c, l] = ycf[c, n * L + l] (+ bias[c]), seen as (Ocols, nb, L) */
+    bn_tview src = view3(ycf, O, nb, L, nbL, L, 1);
+    bn_tview dst = batch_slice(y, n0, nb);
+    dst.ndim = 3;
+    dst.shape[0] = O, dst.shape[1] = nb, dst.shape[2] = L;
+    dst.strides[0] = L, dst.strides[1] = O * L, dst.strides[2] = 1;
+    if (!bc) return be->copy(&src, &dst);
+    bn_tview bv = view3(bc, O, nb, L, bc->strides[0], 0, 0);
+    return be->binary(BN_BINARY_ADD, &src, &bv, &dst);
+}
+
 bn_tensor *bn__conv_forward_4d(const char *fn, const bn_tensor *img, const bn_tensor *w,
                                const bn_tensor *bias, const bn_conv_plan *p)
 {
@@ -160,13 +191,22 @@ bn_tensor *bn__conv_forward_4d(const char *fn, const bn_tensor *img, const bn_te
     int64_t cshape[3] = {nb, CKK, L}, yshape[4] = {g->N, p->ocols, g->OH, g->OW};
     if (x && wc && (bc || !bias)) cols = bn__conv_empty(cshape, 3, cd, img->storage->device);
     bn_tensor *y = cols ? bn__conv_empty(yshape, 4, cd, img->storage->device) : NULL;
-    if (!y) {
+    /* GPUs take the channels-first path, which needs a block-sized staging buffer for y */
+    bool cf = img->storage->device.type != BN_DEVICE_CPU;
+    int64_t fshape[2] = {p->ocols, nb * L};
+    bn_tensor *ycf = y && cf ? bn__conv_empty(fshape, 2, cd, img->storage->device) : NULL;
+    if (!y || (cf && !ycf)) {
         bn_release(bc);
+        bn_release(y);
         return release_null(x, wc, cols);
     }
     bn_status st = BN_OK;
-    for (int64_t n0 = 0; n0 < g->N && st == BN_OK; n0 += nb)
-        st = forward_block(be, x, wc, bc, cols, y, p, n0, g->N - n0 < nb ? g->N - n0 : nb);
+    for (int64_t n0 = 0; n0 < g->N && st == BN_OK; n0 += nb) {
+        int64_t m = g->N - n0 < nb ? g->N - n0 : nb;
+        st = cf ? forward_block_cf(be, x, wc, bc, cols, ycf, y, p, n0, m)
+                : forward_block(be, x, wc, bc, cols, y, p, n0, m);
+    }
+    bn_release(ycf);
     release_null(x, wc, cols);
     bn_release(bc);
     if (st != BN_OK) return release_null(y, NULL, NULL);
@@ -202,6 +242,34 @@ static bn_status input_grad_block(const bn_backend *be, const bn_tensor *cs, con
     return be->conv->col2im(&c, &x, &g);
 }
 
+/* The input gradient of a block on a GPU: the block's output gradient copied channels-first
+ * into gcf (Ocols, nb*L), then one GEMM per group gcols (CKK, nb*L) = w^T @ gcf, then col2im
+ * reading those channels-first columns. */
+static bn_status input_grad_block_cf(const bn_backend *be, const bn_tensor *cs,
+                                     const bn_tensor *wc, const bn_tensor *gcols,
+                                     const bn_tensor *gcf, const bn_tensor *img,
+                                     const bn_conv_plan *p, int64_t n0, int64_t nb)
+{
+    bn_window_geom g = p->g;
+    g.N = nb;
+    int64_t G = p->groups, CgKK = g.C / G * g.KH * g.KW, Og = p->ocols / G, L = g.OH * g.OW,
+            CKK = g.C * g.KH * g.KW, nbL = nb * L, O = p->ocols;
+    bn_tview src = batch_slice(cs, n0, nb);
+    src.ndim = 3;
+    src.shape[0] = O, src.shape[1] = nb, src.shape[2] = L;
+    src.strides[0] = L, src.strides[1] = O * L, src.strides[2] = 1;
+    bn_tview dst = view3(gcf, O, nb, L, nbL, L, 1);
+    bn_status st = be->copy(&src, &dst);
+    if (st != BN_OK) return st;
+    bn_tview a = view3(wc, G, CgKK, Og, Og * CgKK, 1, CgKK);
+    bn_tview b = view3(gcf, G, Og, nbL, Og * nbL, nbL, 1);
+    bn_tview o = view3(gcols, G, CgKK, nbL, CgKK * nbL, nbL, 1);
+    if ((st = be->matmul(&a, &b, &o)) != BN_OK) return st;
+    bn_tview c = view3(gcols, nb, CKK, L, L, nbL, 1);
+    bn_tview x = batch_slice(img, n0, nb);
+    return be->conv->col2im(&c, &x, &g);
+}
+
 bn_tensor *bn__conv_input_grad_4d(const char *fn, const bn_tensor *cols_side, const bn_tensor *w,
                                   const bn_tensor *bias, const bn_conv_plan *p)
 {
@@ -215,10 +283,20 @@ bn_tensor *bn__conv_input_grad_4d(const char *fn, const bn_tensor *cols_side, co
     int64_t cshape[3] = {nb, CKK, L}, ishape[4] = {g->N, g->C, g->H, g->W};
     if (cs && wc) gcols = bn__conv_empty(cshape, 3, cd, cols_side->storage->device);
     bn_tensor *img = gcols ? bn__conv_empty(ishape, 4, cd, cols_side->storage->device) : NULL;
-    if (!img) return release_null(cs, wc, gcols);
+    bool cf = cols_side->storage->device.type != BN_DEVICE_CPU;
+    int64_t fshape[2] = {p->ocols, nb * L};
+    bn_tensor *gcf = img && cf ? bn__conv_empty(fshape, 2, cd, cols_side->storage->device) : NULL;
+    if (!img || (cf && !gcf)) {
+        bn_release(img);
+        return release_null(cs, wc, gcols);
+    }
     bn_status st = BN_OK;
-    for (int64_t n0 = 0; n0 < g->N && st == BN_OK; n0 += nb)
-        st = input_grad_block(be, cs, wc, gcols, img, p, n0, g->N - n0 < nb ? g->N - n0 : nb);
+    for (int64_t n0 = 0; n0 < g->N && st == BN_OK; n0 += nb) {
+        int64_t m = g->N - n0 < nb ? g->N - n0 : nb;
+        st = cf ? input_grad_block_cf(be, cs, wc, gcols, gcf, img, p, n0, m)
+                : input_grad_block(be, cs, wc, gcols, img, p, n0, m);
+    }
+    bn_release(gcf);
     release_null(cs, wc, gcols);
     if (st == BN_OK && bias) st = add_bias(be, img, bias);
     if (st != BN_OK) return release_null(img, NULL, NULL);
