@@ -66,6 +66,23 @@ test-cuda:
 	cmake --build build-cuda -j $(JOBS) --target born_cuda cuda_tests
 	cd build-cuda && ctest -L cuda --output-on-failure
 
+## cross-aarch64: cross-compile for aarch64 (NEON kernels) and run the unit tests under qemu-user
+# Left out: the e2e suites (tests/e2e: they start the born command, which this target does not
+# build, or compile a program against the installed library with the host's compiler) and the
+# GPU suites (label cuda: no CUDA plugin in this build).
+CROSS_BUILD ?= build-aarch64
+CROSS_SKIP  := ^($(subst $(eval) ,|,$(strip $(basename $(notdir $(wildcard tests/e2e/test_*.c))))))$$
+.PHONY: cross-aarch64
+cross-aarch64:
+	@bash scripts/deps.sh cross
+	@cmake -S . -B $(CROSS_BUILD) -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/toolchain-aarch64.cmake \
+	  -DCMAKE_BUILD_TYPE=Release -DBORN_CUDA=OFF $(CMAKE_ARGS) > $(CROSS_BUILD).configure.log \
+	  || { cat $(CROSS_BUILD).configure.log; exit 1; }
+	cmake --build $(CROSS_BUILD) -j $(JOBS) --target born_static
+	cmake --build $(CROSS_BUILD)/tests -j $(JOBS)
+	cd $(CROSS_BUILD) && ctest --output-on-failure --no-tests=error -j $(JOBS) -LE cuda \
+	  -E '$(CROSS_SKIP)'
+
 ## deps: install the Debian packages for building, testing and the reference scripts
 deps:
 	bash scripts/deps.sh all

@@ -1,12 +1,13 @@
-/* bench/gemm.c — f32 GEMM speed of bn_matmul (issue 4): square 256–4096 and the ML shapes
- * (M=64,N=4096,K=4096; M=1,N=4096,K=4096 (GEMV); M=512,N=3072,K=768), on 1 and 2 threads.
- * One JSON line per (shape, threads):
- *   {"bench":"gemm","shape":[M,N,K],"isa":"avx512","threads":T,"reps":R,"ms":median,
- *    "gflops":2*M*N*K/median,"gbps":bytes of A, B and C / median}
+/* bench/gemm.c — GEMM speed of bn_matmul (issue 4): square 256–4096 and the ML shapes
+ * (M=64,N=4096,K=4096; M=1,N=4096,K=4096 (GEMV); M=512,N=3072,K=768), on 1 and 2 threads, in
+ * f32 (default), f64, f16 or bf16 (--dtype). One JSON line per (shape, threads):
+ *   {"bench":"gemm","dtype":"f32","shape":[M,N,K],"b":"row-major","isa":"avx512","threads":T,
+ *    "reps":R,"ms":median,"gflops":2*M*N*K/median,"gbps":bytes of A, B and C / median}
  * ms is the median of R timed calls after one warm-up call (R from the size unless --reps).
  * gbps matters for the GEMV: its bound is the memory bandwidth (B is read once).
  *
- * usage: bench_gemm [--quick] [--bt] [--reps R] [--threads T] [M N K]...
+ * usage: bench_gemm [--quick] [--bt] [--dtype f32|f64|f16|bf16] [--reps R] [--threads T]
+ *                   [M N K]...
  *   --bt: b is the transpose of a row-major (N, K) tensor, as a linear layer's weight
  *   (x @ W^T); the line then says "b":"transposed".
  *   --quick: 256, 1024 and the ML shapes only. BORN_GEMM_ISA=portable|avx2|avx512 picks the
@@ -26,13 +27,15 @@ static int default_reps(double flops)
     return flops < 1e8 ? 51 : flops < 1e9 ? 21 : flops < 2e10 ? 9 : 5;
 }
 
-/* Median ms of reps timed a (M, K) @ b (K, N) f32 products; < 0 on error. */
+static bn_dtype dtype = BN_F32;
+
+/* Median ms of reps timed a (M, K) @ b (K, N) products in dtype; < 0 on error. */
 static double time_gemm(int64_t M, int64_t N, int64_t K, bool bt, int reps)
 {
     bn_scope_begin();
-    bn_tensor *a = bn_randn(BN_SHAPE(M, K), BN_F32);
-    bn_tensor *b = bt ? bn_transpose(bn_randn(BN_SHAPE(N, K), BN_F32), 0, 1)
-                      : bn_randn(BN_SHAPE(K, N), BN_F32);
+    bn_tensor *a = bn_to_dtype(bn_randn(BN_SHAPE(M, K), BN_F32), dtype);
+    bn_tensor *b = bt ? bn_transpose(bn_to_dtype(bn_randn(BN_SHAPE(N, K), BN_F32), dtype), 0, 1)
+                      : bn_to_dtype(bn_randn(BN_SHAPE(K, N), BN_F32), dtype);
     double median = bench_matmul_median_ms("bench_gemm", a, b, reps);
     bn_scope_end();
     return median;
@@ -50,14 +53,17 @@ static void run(int64_t M, int64_t N, int64_t K, int threads, int reps)
 {
     if (bn_set_num_threads(threads) != BN_OK) return;
     double flops = 2.0 * (double)M * (double)N * (double)K;
-    double bytes = 4.0 * ((double)M * (double)K + (double)K * (double)N + (double)M * (double)N);
+    double bytes = (double)bn_dtype_size(dtype) *
+                   ((double)M * (double)K + (double)K * (double)N + (double)M * (double)N);
     if (reps <= 0) reps = default_reps(flops);
     double ms = time_gemm(M, N, K, b_transposed, reps);
     if (ms < 0) return;
-    printf("{\"bench\":\"gemm\",\"shape\":[%lld,%lld,%lld],\"b\":\"%s\",\"isa\":\"%s\","
-           "\"threads\":%d,\"reps\":%d,\"ms\":%.4f,\"gflops\":%.2f,\"gbps\":%.2f}\n",
-           (long long)M, (long long)N, (long long)K, b_transposed ? "transposed" : "row-major",
-           isa_label(), threads, reps, ms, flops / (ms * 1e6), bytes / (ms * 1e6));
+    printf("{\"bench\":\"gemm\",\"dtype\":\"%s\",\"shape\":[%lld,%lld,%lld],\"b\":\"%s\","
+           "\"isa\":\"%s\",\"threads\":%d,\"reps\":%d,\"ms\":%.4f,\"gflops\":%.2f,"
+           "\"gbps\":%.2f}\n",
+           bn_dtype_name(dtype), (long long)M, (long long)N, (long long)K,
+           b_transposed ? "transposed" : "row-major", isa_label(), threads, reps, ms,
+           flops / (ms * 1e6), bytes / (ms * 1e6));
     fflush(stdout);
 }
 
@@ -77,6 +83,16 @@ int main(int argc, char **argv)
             quick = 1;
         } else if (strcmp(argv[i], "--bt") == 0) {
             b_transposed = true;
+        } else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) {
+            const char *name = argv[++i];
+            const bn_dtype choices[] = {BN_F32, BN_F64, BN_F16, BN_BF16};
+            int found = 0;
+            for (int d = 0; d < 4; d++)
+                if (strcmp(name, bn_dtype_name(choices[d])) == 0) dtype = choices[d], found = 1;
+            if (!found) {
+                fprintf(stderr, "%s: --dtype %s: expected f32, f64, f16 or bf16\n", argv[0], name);
+                return 2;
+            }
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             fixed_threads = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
@@ -86,7 +102,9 @@ int main(int argc, char **argv)
             nshapes++;
             i += 2;
         } else {
-            fprintf(stderr, "usage: %s [--quick] [--bt] [--reps R] [--threads T] [M N K]...\n",
+            fprintf(stderr,
+                    "usage: %s [--quick] [--bt] [--dtype f32|f64|f16|bf16] [--reps R] "
+                    "[--threads T] [M N K]...\n",
                     argv[0]);
             return 2;
         }

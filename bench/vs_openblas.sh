@@ -1,9 +1,10 @@
 #!/bin/sh
-# bench/vs_openblas.sh — born's f32 matmul against OpenBLAS's cblas_sgemm (Debian's
-# libopenblas-dev), both in one process (bench/openblas_sgemm.c), on 1 and 2 threads; prints
-# one JSON line per shape and thread count with the medians and the ratio (> 1: born faster).
+# bench/vs_openblas.sh — born's f32 matmul against OpenBLAS's cblas_sgemm (with --f64: born's f64
+# matmul against cblas_dgemm; Debian's libopenblas-dev), both in one process
+# (bench/openblas_sgemm.c), on 1 and 2 threads; prints one JSON line per shape and thread count
+# with the medians and the ratio (> 1: born faster).
 #
-# usage: bench/vs_openblas.sh [BUILD_DIR] [-- driver args: --reps R, M N K ...]
+# usage: bench/vs_openblas.sh [BUILD_DIR] [-- driver args: --f64, --reps R, M N K ...]
 #   BUILD_DIR holds libborn.so (default: build). THREADS="1 2" picks the thread counts.
 # Both libraries get the same thread count (OMP_NUM_THREADS and OPENBLAS_NUM_THREADS, and the
 # driver sets it through each library's API). OPENBLAS_CORETYPE, when the environment sets it,

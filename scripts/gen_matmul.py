@@ -139,4 +139,21 @@ write("large_67x129x70", torch.matmul(a, b), a=a, b=b)
 a, b = quarters(9, 300), quarters(300, 11)
 write("deep_k300", torch.matmul(a, b), a=a, b=b)
 
+# The packed GEMM in f64 and in f32 from f16 / bf16, past one K block (256) and one register tile
+# in M and N, B read transposed. f64: random values with three decimals (short text, inexact
+# products); f16 / bf16: quarters in [-2, 2), exact in both, so every f32 sum is exact and the
+# result is that sum rounded once -- the C test asks for the same bits.
+def thousandths(*shape):
+    return torch.round(torch.randn(*shape, dtype=torch.float64) * 1000) / 1000
+
+
+a, b = thousandths(17, 260), thousandths(260, 18)
+write("f64_blocked", torch.matmul(a, b), a=a, b=b)
+a, b_base = thousandths(15, 257), thousandths(5, 257)
+write("f64_blocked_transposed_b", torch.matmul(a, b_base.t()), a=a, b_base=b_base)
+for dt, tag in [(torch.float16, "f16"), (torch.bfloat16, "bf16")]:
+    a, b_base = quarters(15, 257).to(dt), quarters(33, 257).to(dt)
+    out = torch.matmul(a.float(), b_base.float().t()).to(dt)
+    write("%s_blocked_transposed_b" % tag, out, a=a, b_base=b_base)
+
 fx.write()

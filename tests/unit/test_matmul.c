@@ -1,8 +1,8 @@
 /* tests/unit/test_matmul.c — bn_matmul: torch.matmul's shape rules, views, empty dims and every
  * dtype against PyTorch (tests/data/matmul.txt, made by scripts/gen_matmul.py), on every
- * instruction set (portable, AVX2, AVX-512) this CPU has; the packed CPU kernels of each
- * instruction set against the plain reference kernel on larger random inputs;
- * the same bits on 1 and 2 threads; and every error. */
+ * instruction set (portable, AVX2, AVX-512 on x86-64; portable, NEON on aarch64) this CPU has;
+ * the packed CPU kernels of each instruction set, f32 and f64, against the plain reference
+ * kernel on larger random inputs; the same bits on 1 and 2 threads; and every error. */
 #include "bn_test.h"
 
 #include "backend/cpu/cpu_kernels.h"
@@ -15,7 +15,7 @@
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 /* The instruction sets this machine runs; bn_matmul picks the best unless BORN_GEMM_ISA names
- * another ("portable", "avx2", "avx512"). */
+ * another ("portable", "avx2", "avx512", "neon"). */
 static int available_isas(bn_gemm_isa *isas)
 {
     int n = 0;
@@ -195,6 +195,9 @@ Test(matmul, supports_every_numeric_dtype)
         snprintf(name, sizeof name, "%s_transposed_b", floats[i]);
         check_case_all_isas(f, name, PLAIN, TRANSPOSED, 8);
     }
+    /* the packed GEMM past one K block and one register tile */
+    check_case_all_isas(f, "f64_blocked", PLAIN, PLAIN, 8);
+    check_case_all_isas(f, "f64_blocked_transposed_b", PLAIN, TRANSPOSED, 8);
     const char *ints[] = {"i8", "u8", "i32", "i64"};
     for (int i = 0; i < 4; i++) {
         char name[64];
@@ -206,12 +209,90 @@ Test(matmul, supports_every_numeric_dtype)
     fx_close(f);
 }
 
+/* bn_matmul on case cs is exactly torch's "out", on every ISA. */
+static void check_case_exact_all_isas(fx_file *f, const char *cs, view_kind va, view_kind vb)
+{
+    bn_gemm_isa isas[BN_GEMM_ISA_COUNT];
+    int n = available_isas(isas);
+    for (int i = 0; i < n; i++) {
+        use_isa(isas[i]);
+        BNT_ASSERT_NO_LEAK({
+            bn_tensor *a = load_operand(f, cs, "a", va);
+            bn_tensor *b = load_operand(f, cs, "b", vb);
+            bn_tensor *want = fx_tensor(f, cs, "out");
+            bn_tensor *got = bn_matmul(a, b);
+            cr_assert_not_null(got, "%s: %s", cs, bn_error_message());
+            char what[96];
+            snprintf(what, sizeof what, "%s (%s)", cs, bn_gemm_isa_name(isas[i]));
+            bnt_assert_equal(got, want, what);
+            bn_release(got);
+            bn_release(want);
+            bn_release(a);
+            bn_release(b);
+        });
+    }
+    unsetenv("BORN_GEMM_ISA");
+}
+
 Test(matmul, f16_and_bf16_accumulate_in_f32)
 {
     fx_file *f = fx_open("matmul.txt");
     check_case_all_isas(f, "f16_wide_accumulation", PLAIN, PLAIN, 0); /* 0, not inf or nan */
     check_case_all_isas(f, "bf16_long_sum", PLAIN, PLAIN, 0);         /* 300, not 256 */
+    /* exact f32 sums of 257 products through the packed path, each rounded once */
+    check_case_exact_all_isas(f, "f16_blocked_transposed_b", PLAIN, TRANSPOSED);
+    check_case_exact_all_isas(f, "bf16_blocked_transposed_b", PLAIN, TRANSPOSED);
     fx_close(f);
+}
+
+/* Every finite f16 and bf16 value is converted exactly while packing: A holds them all (every
+ * other column of a wider tensor too, so that the strided conversion runs as well as the
+ * contiguous one), B is the identity, and C must give them back bit for bit (each sum is x * 1
+ * plus zeros; -0 comes back as +0, the sum starting from +0). */
+static void identity_gives_back(bn_dtype dt, bool strided)
+{
+    enum { COLS = 256 };
+    uint16_t exp_mask = dt == BN_F16 ? 0x7c00 : 0x7f80, one = dt == BN_F16 ? 0x3c00 : 0x3f80;
+    int64_t rows = 65536 / COLS, step = strided ? 2 : 1, n = 0;
+    uint16_t *base = calloc((size_t)(rows * COLS * step), sizeof(uint16_t));
+    uint16_t *want = calloc((size_t)(rows * COLS), sizeof(uint16_t));
+    uint16_t *eye = calloc(COLS * COLS, sizeof(uint16_t)), *got = calloc(65536, sizeof(uint16_t));
+    cr_assert(base && want && eye && got);
+    for (uint32_t v = 0; v < 65536; v++) {
+        if ((v & exp_mask) == exp_mask) continue; /* inf, nan */
+        base[n * step] = (uint16_t)v;
+        want[n] = v == 0x8000 ? 0 : (uint16_t)v;
+        n++;
+    }
+    for (int i = 0; i < COLS; i++) eye[i * COLS + i] = one;
+    bn_scope_begin();
+    bn_tensor *a = bn_from_data(base, BN_SHAPE(rows, COLS * step), dt);
+    if (strided) a = bn_slice(a, 1, 0, COLS * step, 2);
+    bn_tensor *c = bn_matmul(a, bn_from_data(eye, BN_SHAPE(COLS, COLS), dt));
+    cr_assert_not_null(c, "%s", bn_error_message());
+    cr_assert_eq(bn_copy_to_host(c, got, sizeof(uint16_t) * (size_t)(rows * COLS)), BN_OK);
+    for (int64_t i = 0; i < rows * COLS; i++)
+        cr_assert_eq(got[i], want[i], "%s%s: element %lld: got 0x%04x, want 0x%04x",
+                     bn_dtype_name(dt), strided ? " strided" : "", (long long)i, got[i], want[i]);
+    bn_scope_end();
+    free(base);
+    free(want);
+    free(eye);
+    free(got);
+}
+
+Test(matmul, packing_converts_every_finite_f16_and_bf16_value_exactly)
+{
+    bn_gemm_isa isas[BN_GEMM_ISA_COUNT];
+    int n = available_isas(isas);
+    for (int i = 0; i < n; i++) {
+        use_isa(isas[i]);
+        for (int s = 0; s < 2; s++) {
+            identity_gives_back(BN_F16, s == 1);
+            identity_gives_back(BN_BF16, s == 1);
+        }
+    }
+    unsetenv("BORN_GEMM_ISA");
 }
 
 Test(matmul, large_values_and_nonfinite_inputs)
@@ -282,30 +363,36 @@ static const kcase kernel_cases[] = {
     {0, 9, 2090, 530, false, false}, /* one M block, threads own their B panels: 2 N, 3 K blocks */
 };
 
-static void compare_with_reference(bn_gemm_isa isa, bn_dtype dt)
+/* Every kernel case in dtype dt through each of the n ISAs against the reference kernel, which
+ * runs once per case (it is slow, and slower still under an emulator). */
+static void compare_with_reference(const bn_gemm_isa *isas, int n, bn_dtype dt)
 {
     for (size_t i = 0; i < sizeof kernel_cases / sizeof kernel_cases[0]; i++) {
         const kcase *c = &kernel_cases[i];
         bn_scope_begin();
         bn_tensor *a = random_operand(c->batch, c->M, c->K, c->ta, dt);
         bn_tensor *b = random_operand(c->batch, c->K, c->N, c->tb, dt);
-        bn_tensor *got = kernel_matmul(isa, a, b), *want = kernel_matmul(-1, a, b);
-        char what[128];
-        snprintf(what, sizeof what, "%s %s case %zu [%lld, %lld, %lld]", bn_gemm_isa_name(isa),
-                 bn_dtype_name(dt), i, (long long)c->M, (long long)c->N, (long long)c->K);
-        /* The portable kernels round like the reference (x86-64 compilers cannot fuse without
-         * FMA in the baseline); AVX2 and AVX-512 fuse each multiply-add. */
-        bool exact = !bn_dtype_is_float(dt) || dt == BN_F64;
-#if defined(__x86_64__)
-        exact = exact || isa == BN_GEMM_PORTABLE;
-#endif
-        if (exact) {
-            bnt_assert_equal(got, want, what);
-        } else {
-            double tol = dt == BN_F32 ? 1e-5 : bnt_rtol(dt);
-            bnt_assert_close(got, want, tol, tol * 10, what);
+        bn_tensor *want = kernel_matmul(-1, a, b);
+        for (int j = 0; j < n; j++) {
+            bn_tensor *got = kernel_matmul(isas[j], a, b);
+            char what[128];
+            snprintf(what, sizeof what, "%s %s case %zu [%lld, %lld, %lld]",
+                     bn_gemm_isa_name(isas[j]), bn_dtype_name(dt), i, (long long)c->M,
+                     (long long)c->N, (long long)c->K);
+            /* The portable kernels round like the reference (ISO C mode does not contract
+             * a * b + c into an FMA); AVX2, AVX-512 and NEON fuse each multiply-add. The thin
+             * f64 products (one row or one column) use a row kernel that rounds like the
+             * reference too. */
+            bool thin_f64 = dt == BN_F64 && (c->M == 1 || c->N == 1);
+            bool exact = !bn_dtype_is_float(dt) || isas[j] == BN_GEMM_PORTABLE || thin_f64;
+            if (exact) {
+                bnt_assert_equal(got, want, what);
+            } else {
+                double tol = dt == BN_F32 ? 1e-5 : bnt_rtol(dt);
+                bnt_assert_close(got, want, tol, tol * 10, what);
+            }
+            bn_release(got);
         }
-        bn_release(got);
         bn_release(want);
         bn_scope_end();
     }
@@ -317,30 +404,32 @@ Test(matmul, kernels_match_the_reference_for_every_isa)
     int n = available_isas(isas);
     cr_assert(n >= 1 && isas[0] == BN_GEMM_PORTABLE, "the portable kernels are always there");
     bn_manual_seed(7);
-    const bn_dtype dts[] = {BN_F32, BN_F16, BN_BF16};
-    for (int i = 0; i < n; i++)
-        for (int d = 0; d < 3; d++) compare_with_reference(isas[i], dts[d]);
+    const bn_dtype dts[] = {BN_F32, BN_F16, BN_BF16, BN_F64};
+    for (int d = 0; d < 4; d++) compare_with_reference(isas, n, dts[d]);
 }
 
 /* AVX2 and AVX-512 both fuse every multiply-add and add the K products in order: whatever their
- * tiles and blocks, they give the same bits. */
+ * tiles and blocks, they give the same bits, in f32 and in f64. */
 Test(matmul, avx2_and_avx512_kernels_give_the_same_bits)
 {
-    if (!bn_gemm_isa_available(BN_GEMM_AVX512)) return;
+    if (!bn_gemm_isa_available(BN_GEMM_AVX512)) cr_skip("this CPU has no AVX-512");
     bn_manual_seed(11);
-    for (size_t i = 0; i < sizeof kernel_cases / sizeof kernel_cases[0]; i++) {
-        const kcase *c = &kernel_cases[i];
-        bn_scope_begin();
-        bn_tensor *a = random_operand(c->batch, c->M, c->K, c->ta, BN_F32);
-        bn_tensor *b = random_operand(c->batch, c->K, c->N, c->tb, BN_F32);
-        bn_tensor *x = kernel_matmul(BN_GEMM_AVX2, a, b), *y = kernel_matmul(BN_GEMM_AVX512, a, b);
-        char what[64];
-        snprintf(what, sizeof what, "case %zu", i);
-        bnt_assert_equal(y, x, what);
-        bn_release(x);
-        bn_release(y);
-        bn_scope_end();
-    }
+    const bn_dtype dts[] = {BN_F32, BN_F64};
+    for (int d = 0; d < 2; d++)
+        for (size_t i = 0; i < sizeof kernel_cases / sizeof kernel_cases[0]; i++) {
+            const kcase *c = &kernel_cases[i];
+            bn_scope_begin();
+            bn_tensor *a = random_operand(c->batch, c->M, c->K, c->ta, dts[d]);
+            bn_tensor *b = random_operand(c->batch, c->K, c->N, c->tb, dts[d]);
+            bn_tensor *x = kernel_matmul(BN_GEMM_AVX2, a, b);
+            bn_tensor *y = kernel_matmul(BN_GEMM_AVX512, a, b);
+            char what[64];
+            snprintf(what, sizeof what, "%s case %zu", bn_dtype_name(dts[d]), i);
+            bnt_assert_equal(y, x, what);
+            bn_release(x);
+            bn_release(y);
+            bn_scope_end();
+        }
 }
 
 Test(matmul, gemm_isa_environment_variable_caps_the_choice)
@@ -359,11 +448,12 @@ Test(matmul, gemm_isa_environment_variable_caps_the_choice)
     cr_assert_str_eq(bn_gemm_isa_name(BN_GEMM_AVX512), "avx512");
 }
 
-Test(matmul, f64_and_integer_kernels_match_the_reference)
+Test(matmul, integer_kernels_match_the_reference)
 {
     bn_manual_seed(8);
-    const bn_dtype dts[] = {BN_F64, BN_I8, BN_U8, BN_I32, BN_I64};
-    for (int d = 0; d < 5; d++) compare_with_reference(bn_gemm_best_isa(), dts[d]);
+    const bn_gemm_isa best = bn_gemm_best_isa();
+    const bn_dtype dts[] = {BN_I8, BN_U8, BN_I32, BN_I64};
+    for (int d = 0; d < 4; d++) compare_with_reference(&best, 1, dts[d]);
 }
 
 Test(matmul, kernel_writes_a_strided_out)
@@ -408,6 +498,9 @@ Test(matmul, same_bits_on_1_and_2_threads)
         {BN_SHAPE(64, 16, 24), BN_SHAPE(64, 24, 20), BN_F32, false}, /* one matrix per thread */
         {BN_SHAPE(3, 90, 200), BN_SHAPE(200, 80), BN_BF16, false},
         {BN_SHAPE(100, 200), BN_SHAPE(200, 90), BN_F64, false},
+        {BN_SHAPE(500, 600), BN_SHAPE(600, 70), BN_F64, false}, /* f64: M and K blocks */
+        {BN_SHAPE(20, 300), BN_SHAPE(2100, 300), BN_F64, true}, /* f64: one M block, N blocks */
+        {BN_SHAPE(5, 300), BN_SHAPE(300, 2000), BN_F64, false}, /* f64: M < threads */
         {BN_SHAPE(100, 200), BN_SHAPE(90, 200), BN_I32, true},
     };
     bn_manual_seed(11);

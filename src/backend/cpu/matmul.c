@@ -2,7 +2,8 @@
  * sends each (M, K) @ (K, N) product to the kernel for its dtype:
  *   f32, f16, bf16   the packed f32 GEMM of matmul_gemm.c (f16/bf16 accumulate in f32 and are
  *                    rounded once at the end),
- *   f64              a row kernel accumulating in f64,
+ *   f64              the packed f64 GEMM of matmul_gemm.c; a row kernel accumulating in f64 when
+ *                    C is one row or one column,
  *   i8 u8 i32 i64    a row kernel accumulating in wrapping 64-bit integers, stored back with
  *                    the same wrap-around PyTorch gives.
  * Many small matrices run one per thread; a large one splits its rows (and columns) over the
@@ -55,11 +56,15 @@ static bn_status out_of_memory(const mm_problem *pr)
                      (long long)pr->M, (long long)pr->K, (long long)pr->K, (long long)pr->N);
 }
 
-/* ---- f32, f16, bf16 ------------------------------------------------------------------------- */
-/* Batch number idx: the GEMM straight into out when out is f32, else into an f32 workspace that
- * is rounded once into out. */
-static bn_status gemm_batch(const mm_problem *pr, const bn_gemm_kernel *kern, int64_t idx,
-                            int threads)
+/* ---- f32, f16, bf16, f64: the packed GEMM -------------------------------------------------- */
+typedef struct mm_kernels {
+    const bn_gemm_kernel *f32;
+    const bn_gemm_kernel_f64 *f64;
+} mm_kernels;
+
+/* Batch number idx: the GEMM straight into out when out is f32 or f64, else into an f32
+ * workspace that is rounded once into out. */
+static bn_status gemm_batch(const mm_problem *pr, const mm_kernels *kern, int64_t idx, int threads)
 {
     const bn_tview *a = pr->a, *b = pr->b, *o = pr->out;
     int nd = o->ndim;
@@ -69,12 +74,14 @@ static bn_status gemm_batch(const mm_problem *pr, const bn_gemm_kernel *kern, in
                       b->strides[nd - 1]};
     void *op = elem_ptr(o, batch_offset(pr, o, idx));
     int64_t rs = o->strides[nd - 2], cs = o->strides[nd - 1];
+    if (o->dtype == BN_F64)
+        return bn_gemm_f64(kern->f64, pr->M, pr->N, pr->K, am, bm, op, rs, cs, threads);
     if (o->dtype == BN_F32)
-        return bn_gemm_f32(kern, pr->M, pr->N, pr->K, am, bm, op, rs, cs, threads);
+        return bn_gemm_f32(kern->f32, pr->M, pr->N, pr->K, am, bm, op, rs, cs, threads);
 
     float *ws = bn__alloc_aligned(sizeof(float) * (size_t)(pr->M * pr->N));
     if (!ws) return BN_ERR_OOM;
-    bn_status st = bn_gemm_f32(kern, pr->M, pr->N, pr->K, am, bm, ws, pr->N, 1, threads);
+    bn_status st = bn_gemm_f32(kern->f32, pr->M, pr->N, pr->K, am, bm, ws, pr->N, 1, threads);
     uint16_t *h = op;
     for (int64_t i = 0; i < pr->M && st == BN_OK; i++)
         for (int64_t j = 0; j < pr->N; j++) {
@@ -87,8 +94,8 @@ static bn_status gemm_batch(const mm_problem *pr, const bn_gemm_kernel *kern, in
 
 static bn_status matmul_gemm(const mm_problem *pr, bn_gemm_isa isa)
 {
-    const bn_gemm_kernel *kern = bn_gemm_kernel_for(isa);
-    if (!kern)
+    mm_kernels kern = {bn_gemm_kernel_for(isa), bn_gemm_kernel_f64_for(isa)};
+    if (!kern.f32 || !kern.f64)
         return bn__error(BN_ERR_UNSUPPORTED,
                          "bn_cpu_matmul: the %s kernels are not available "
                          "on this CPU",
@@ -99,13 +106,13 @@ static bn_status matmul_gemm(const mm_problem *pr, bn_gemm_isa isa)
                      (macs < MATMUL_SMALL_MACS || pr->nbatch >= 4 * (int64_t)threads);
     if (!per_batch) {
         for (int64_t i = 0; i < pr->nbatch; i++)
-            if (gemm_batch(pr, kern, i, threads) != BN_OK) return out_of_memory(pr);
+            if (gemm_batch(pr, &kern, i, threads) != BN_OK) return out_of_memory(pr);
         return BN_OK;
     }
     int failed = 0;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < pr->nbatch; i++) {
-        if (gemm_batch(pr, kern, i, 1) != BN_OK) {
+        if (gemm_batch(pr, &kern, i, 1) != BN_OK) {
 #pragma omp atomic write
             failed = 1;
         }
@@ -113,7 +120,7 @@ static bn_status matmul_gemm(const mm_problem *pr, bn_gemm_isa isa)
     return failed ? out_of_memory(pr) : BN_OK;
 }
 
-/* ---- f64 ------------------------------------------------------------------------------------ */
+/* ---- f64, one row or one column of C -------------------------------------------------------- */
 /* out row i (N, stride cs_o) = a row i (K, stride cs_a) @ b (K, N) with contiguous rows at
  * stride ldb, through acc (N). */
 static void row_f64(const double *a, int64_t cs_a, const double *b, int64_t ldb, int64_t K,
@@ -271,7 +278,8 @@ bn_status bn_cpu_matmul_isa(bn_gemm_isa isa, const bn_tview *a, const bn_tview *
     case BN_F32:
     case BN_F16:
     case BN_BF16: return matmul_gemm(&pr, isa);
-    case BN_F64: return matmul_f64(&pr);
+    case BN_F64: /* a thin C streams B once through the row kernel; else the packed GEMM */
+        return pr.M == 1 || pr.N == 1 ? matmul_f64(&pr) : matmul_gemm(&pr, isa);
     case BN_I8:
     case BN_U8:
     case BN_I32:

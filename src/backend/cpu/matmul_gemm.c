@@ -1,5 +1,5 @@
-/* backend/cpu/matmul_gemm.c — the packed, cache-blocked f32 GEMM behind matmul for f32, f16 and
- * bf16 (DESIGN §6), in the classic three-level layout:
+/* backend/cpu/matmul_gemm.c — the packed, cache-blocked GEMM behind matmul: in f32 for f32, f16
+ * and bf16, in f64 for f64 (DESIGN §6), in the classic three-level layout:
  *
  *   for jc in N by NC:            a KC x NC block of B is packed once and shared by all threads
  *     for pc in K by KC:          (B block in L3, one KC x NR panel of it in L1)
@@ -9,15 +9,24 @@
  *         for jr, ir: micro-kernel on one MR x NR tile of C
  *
  * Packing reads any strides (a transposed operand is read along its unit stride, never copied
- * whole) and converts f16 / bf16 to f32 on the way. C is accumulated in f32 through the K blocks;
- * the caller rounds once to f16 / bf16. Threads split M (and N when M is too short), never K, so
- * every thread count gives the same bits. The block sizes (KC, MC, NC) come with each ISA's
- * micro-kernel (matmul_micro.c), sized for its register tile and the caches. */
+ * whole) and converts f16 / bf16 to f32 on the way. C is accumulated in f32 (f64) through the K
+ * blocks; the caller rounds once to f16 / bf16. Threads split M (and N when M is too short),
+ * never K, so every thread count gives the same bits. The block sizes (KC, MC, NC) come with each
+ * ISA's micro-kernel (matmul_micro.c, matmul_micro_f64.c), sized for its register tile and the
+ * caches. One blocked loop serves both precisions: the plan carries the element size and the
+ * micro-kernel of its precision. */
 #include "backend/cpu/matmul_gemm.h"
+#include "born/info.h"
 
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#if defined(__GNUC__) && defined(__x86_64__)
+#define BN_GEMM_HAVE_F16C 1
+#include <immintrin.h>
+#else
+#define BN_GEMM_HAVE_F16C 0
 #endif
 
 /* Below this many multiply-adds one thread does the whole product (an OpenMP region costs a few
@@ -29,27 +38,107 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t abs64(int64_t a) { return a < 0 ? -a : a; }
 
 /* ---- packing -------------------------------------------------------------------------------- */
-/* dst[i*ds] = (float)src[i*ss] for i < n; src has dtype dt (f32, f16 or bf16). */
-static void convert_run(float *dst, int64_t ds, const void *src, bn_dtype dt, int64_t ss, int64_t n)
+/* Element i of a buffer of es-byte elements. */
+static void *elem_at(void *p, int64_t i, size_t es) { return (char *)p + i * (int64_t)es; }
+
+/* f16 and bf16 to f32, exact for every value, inlined so that the conversion loops vectorise
+ * (the library's bn_f16_to_f32 is a general, slower routine in another file). f16: the exponent
+ * and mantissa moved into place are the value times 2^-112 as an f32 (subnormals included), so
+ * one exact multiplication rebiases them; infinities and NaNs keep their payload. */
+static inline float f16_to_f32(uint16_t h)
 {
+    uint32_t em = h & 0x7fffu, bits = em << 13;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    f *= 0x1p112f;
+    memcpy(&bits, &f, sizeof f);
+    if (em >= 0x7c00u) bits = 0x7f800000u | ((em & 0x3ffu) << 13);
+    bits |= (uint32_t)(h & 0x8000u) << 16;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline float bf16_to_f32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+#if BN_GEMM_HAVE_F16C
+/* F16C (vcvtph2ps, on every x86-64 CPU with AVX2): 8 conversions an instruction. The answer of
+ * CPUID is kept: 0 unknown, 1 no, 2 yes. */
+static bool cpu_has_f16c(void)
+{
+    static int known;
+    int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (k == 0) {
+        k = bn_cpu_features_detect().f16c ? 2 : 1;
+        __atomic_store_n(&known, k, __ATOMIC_RELAXED);
+    }
+    return k == 2;
+}
+
+/* d[i*ds] = f16 s[i] for i < n (s contiguous) */
+__attribute__((target("avx,f16c"))) static void f16_run_f16c(float *d, int64_t ds,
+                                                             const uint16_t *s, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(s + i)));
+        if (ds == 1) {
+            _mm256_storeu_ps(d + i, v);
+        } else {
+            float t[8];
+            _mm256_storeu_ps(t, v);
+            for (int j = 0; j < 8; j++) d[(i + j) * ds] = t[j];
+        }
+    }
+    for (; i < n; i++) d[i * ds] = f16_to_f32(s[i]);
+}
+#endif
+
+/* dst[i*ds] = src[i*ss] for i < n, into dtype `to`: f32 from f32, f16 or bf16; f64 from f64. */
+static void convert_run(void *dst, bn_dtype to, int64_t ds, const void *src, bn_dtype dt,
+                        int64_t ss, int64_t n)
+{
+    if (to == BN_F64) {
+        BN_ASSERT(dt == BN_F64);
+        double *d = dst;
+        const double *s = src;
+        if (ds == 1 && ss == 1) {
+            memcpy(d, s, sizeof(double) * (size_t)n);
+        } else {
+            for (int64_t i = 0; i < n; i++) d[i * ds] = s[i * ss];
+        }
+        return;
+    }
+    float *d = dst;
     switch (dt) {
     case BN_F32: {
         const float *s = src;
         if (ds == 1 && ss == 1) {
-            memcpy(dst, s, sizeof(float) * (size_t)n);
+            memcpy(d, s, sizeof(float) * (size_t)n);
         } else {
-            for (int64_t i = 0; i < n; i++) dst[i * ds] = s[i * ss];
+            for (int64_t i = 0; i < n; i++) d[i * ds] = s[i * ss];
         }
         break;
     }
     case BN_F16: {
         const uint16_t *s = src;
-        for (int64_t i = 0; i < n; i++) dst[i * ds] = bn_f16_to_f32(s[i * ss]);
+#if BN_GEMM_HAVE_F16C
+        if (ss == 1 && cpu_has_f16c()) {
+            f16_run_f16c(d, ds, s, n);
+            break;
+        }
+#endif
+        for (int64_t i = 0; i < n; i++) d[i * ds] = f16_to_f32(s[i * ss]);
         break;
     }
     case BN_BF16: {
         const uint16_t *s = src;
-        for (int64_t i = 0; i < n; i++) dst[i * ds] = bn_bf16_to_f32(s[i * ss]);
+        for (int64_t i = 0; i < n; i++) d[i * ds] = bf16_to_f32(s[i * ss]);
         break;
     }
     default: BN_ASSERT(0);
@@ -61,63 +150,69 @@ static const void *mat_at(const bn_gemm_mat *m, int64_t i, int64_t j)
     return (const char *)m->data + (i * m->rs + j * m->cs) * (int64_t)bn_dtype_size(m->dtype);
 }
 
-/* Packs rows [i0, i0+rows) x cols [k0, k0+kc) of a into one panel (kc, mr), rows <= mr,
- * zero-padding rows past `rows`. Reads along whichever of a's strides is smaller. */
+/* Packs rows [i0, i0+rows) x cols [k0, k0+kc) of a into one panel (kc, mr) of dtype `to`,
+ * rows <= mr, zero-padding rows past `rows`. Reads along whichever of a's strides is smaller. */
 static void pack_a_panel(const bn_gemm_mat *a, int64_t i0, int rows, int64_t k0, int64_t kc, int mr,
-                         float *panel)
+                         bn_dtype to, void *panel)
 {
+    size_t es = bn_dtype_size(to);
     if (abs64(a->cs) <= abs64(a->rs)) {
         for (int r = 0; r < rows; r++)
-            convert_run(panel + r, mr, mat_at(a, i0 + r, k0), a->dtype, a->cs, kc);
+            convert_run(elem_at(panel, r, es), to, mr, mat_at(a, i0 + r, k0), a->dtype, a->cs, kc);
     } else {
         for (int64_t k = 0; k < kc; k++)
-            convert_run(panel + k * mr, 1, mat_at(a, i0, k0 + k), a->dtype, a->rs, rows);
+            convert_run(elem_at(panel, k * mr, es), to, 1, mat_at(a, i0, k0 + k), a->dtype, a->rs,
+                        rows);
     }
-    if (rows < mr)
+    if (rows < mr) /* all-zero bytes are 0.0 in f32 and f64 */
         for (int64_t k = 0; k < kc; k++)
-            for (int r = rows; r < mr; r++) panel[k * mr + r] = 0.0f;
+            memset(elem_at(panel, k * mr + rows, es), 0, (size_t)(mr - rows) * es);
 }
 
-/* Packs rows [k0, k0+kc) x cols [j0, j0+cols) of b into one panel (kc, nr), cols <= nr,
- * zero-padding columns past `cols`. */
+/* Packs rows [k0, k0+kc) x cols [j0, j0+cols) of b into one panel (kc, nr) of dtype `to`,
+ * cols <= nr, zero-padding columns past `cols`. */
 static void pack_b_panel(const bn_gemm_mat *b, int64_t k0, int64_t kc, int64_t j0, int cols, int nr,
-                         float *panel)
+                         bn_dtype to, void *panel)
 {
+    size_t es = bn_dtype_size(to);
     if (abs64(b->cs) <= abs64(b->rs)) {
         for (int64_t k = 0; k < kc; k++)
-            convert_run(panel + k * nr, 1, mat_at(b, k0 + k, j0), b->dtype, b->cs, cols);
+            convert_run(elem_at(panel, k * nr, es), to, 1, mat_at(b, k0 + k, j0), b->dtype, b->cs,
+                        cols);
     } else {
         for (int c = 0; c < cols; c++)
-            convert_run(panel + c, nr, mat_at(b, k0, j0 + c), b->dtype, b->rs, kc);
+            convert_run(elem_at(panel, c, es), to, nr, mat_at(b, k0, j0 + c), b->dtype, b->rs, kc);
     }
     if (cols < nr)
         for (int64_t k = 0; k < kc; k++)
-            for (int c = cols; c < nr; c++) panel[k * nr + c] = 0.0f;
+            memset(elem_at(panel, k * nr + cols, es), 0, (size_t)(nr - cols) * es);
 }
 
 /* Packs panels [p0, p1) of the KC x NC block of b at (k0, j0): panel p is columns
- * [j0 + p*nr, ...) of width min(nr, nc - p*nr), into bpack + (p - p0)*ps (ps >= kc*nr). When b's
- * rows are contiguous they are read one row at a time across all the panels (a long sequential run the
- * hardware prefetchers follow), not one panel at a time (a 128-byte piece per row, a whole
- * row apart). */
+ * [j0 + p*nr, ...) of width min(nr, nc - p*nr), into bpack + (p - p0)*ps elements
+ * (ps >= kc*nr). When b's rows are contiguous and need no conversion they are read one row at a
+ * time across all the panels (a long sequential run the hardware prefetchers follow), not one
+ * panel at a time (a 128-byte piece per row, a whole row apart). */
 static void pack_b_panels(const bn_gemm_mat *b, int64_t k0, int64_t kc, int64_t j0, int64_t p0,
-                          int64_t p1, int64_t nc, int nr, float *bpack, int64_t ps)
+                          int64_t p1, int64_t nc, int nr, bn_dtype to, void *bpack, int64_t ps)
 {
-    if (b->cs != 1 || b->dtype != BN_F32 || p0 == p1) {
+    size_t es = bn_dtype_size(to);
+    if (b->cs != 1 || b->dtype != to || p0 == p1) {
         for (int64_t p = p0; p < p1; p++)
-            pack_b_panel(b, k0, kc, j0 + p * nr, (int)min64(nr, nc - p * nr), nr,
-                         bpack + (p - p0) * ps);
+            pack_b_panel(b, k0, kc, j0 + p * nr, (int)min64(nr, nc - p * nr), nr, to,
+                         elem_at(bpack, (p - p0) * ps, es));
         return;
     }
     int64_t full_end = min64(p1, nc / nr); /* panels before it have all nr columns */
     for (int64_t k = 0; k < kc; k++) {
-        const float *row = mat_at(b, k0 + k, j0);
+        const char *row = mat_at(b, k0 + k, j0);
         for (int64_t p = p0; p < full_end; p++)
-            memcpy(bpack + (p - p0) * ps + k * nr, row + p * nr, sizeof(float) * (size_t)nr);
+            memcpy(elem_at(bpack, (p - p0) * ps + k * nr, es), row + p * nr * (int64_t)es,
+                   es * (size_t)nr);
     }
     for (int64_t p = full_end > p0 ? full_end : p0; p < p1; p++) /* the edge panel */
-        pack_b_panel(b, k0, kc, j0 + p * nr, (int)min64(nr, nc - p * nr), nr,
-                     bpack + (p - p0) * ps);
+        pack_b_panel(b, k0, kc, j0 + p * nr, (int)min64(nr, nc - p * nr), nr, to,
+                     elem_at(bpack, (p - p0) * ps, es));
 }
 
 /* ---- the packing workspace ------------------------------------------------------------------
@@ -131,7 +226,7 @@ static char *cached_workspace;
 
 enum { WORKSPACE_HEADER = 64 };
 
-static float *workspace_take(size_t nbytes)
+static void *workspace_take(size_t nbytes)
 {
     char *base = __atomic_exchange_n(&cached_workspace, (char *)NULL, __ATOMIC_ACQ_REL);
     size_t have = 0;
@@ -145,10 +240,10 @@ static float *workspace_take(size_t nbytes)
         if (!base) return NULL;
         memcpy(base, &nbytes, sizeof nbytes);
     }
-    return (float *)(base + WORKSPACE_HEADER);
+    return base + WORKSPACE_HEADER;
 }
 
-static void workspace_give(float *work)
+static void workspace_give(void *work)
 {
     char *base = (char *)work - WORKSPACE_HEADER;
     char *old = __atomic_exchange_n(&cached_workspace, base, __ATOMIC_ACQ_REL);
@@ -157,18 +252,23 @@ static void workspace_give(float *work)
 
 /* ---- the blocked loops ---------------------------------------------------------------------- */
 typedef struct gemm_plan {
-    const bn_gemm_kernel *kern;
+    int mr, nr;                   /* register tile */
+    int64_t KC, MC, NC;           /* cache blocks */
+    bn_gemm_micro_fn micro;       /* f32 products, or NULL */
+    bn_gemm_micro_f64_fn micro64; /* f64 products, or NULL */
+    bn_dtype to;                  /* f32 or f64: what the packed panels and C hold */
+    size_t es;                    /* bytes of one element of those */
     int64_t M, N, K;
     bn_gemm_mat a, b;
-    float *c;
+    void *c;
     int64_t rs_c, cs_c;
     int64_t mpanels;     /* MR-row panels of A: ceil(M / MR) */
     int64_t nmb;         /* M blocks, of mpanels / nmb panels (rounded down or up) each */
     int64_t mc;          /* rows of the largest M block (a multiple of MR) */
     int64_t kc_max;      /* min(K, KC) */
     int64_t npanels_max; /* NR-column panels of B in the widest N block: ceil(min(N, NC) / NR) */
-    float *bpack;        /* npanels_max + threads panels of KC x NR, shared */
-    float *apack;        /* one MC x KC buffer per thread */
+    char *bpack;         /* npanels_max + threads panels of KC x NR, shared */
+    char *apack;         /* one MC x KC buffer per thread */
 } gemm_plan;
 
 /* [*begin, *end) of n items for thread tid of nt, in contiguous static chunks. */
@@ -186,17 +286,30 @@ static void team_barrier(int nt)
     }
 }
 
+/* The micro-kernel of the plan's precision on the tile of C at element offset coff. */
+static void run_micro(const gemm_plan *pl, int64_t kc, const char *ap, const char *bp, int64_t coff,
+                      int mr, int nr, bool accumulate)
+{
+    if (pl->micro64)
+        pl->micro64(kc, (const double *)ap, (const double *)bp, (double *)pl->c + coff, pl->rs_c,
+                    pl->cs_c, mr, nr, accumulate);
+    else
+        pl->micro(kc, (const float *)ap, (const float *)bp, (float *)pl->c + coff, pl->rs_c,
+                  pl->cs_c, mr, nr, accumulate);
+}
+
 /* One thread's share of the product: tid of a team of nt that runs this function together. */
 static void gemm_body(const gemm_plan *pl, int tid, int nt)
 {
-    const int mr = pl->kern->mr, nr = pl->kern->nr;
-    float *ap = pl->apack + (int64_t)tid * pl->mc * pl->kc_max;
-    const int64_t KC = pl->kern->kc, NC = pl->kern->nc;
+    const int mr = pl->mr, nr = pl->nr;
+    const int64_t es = (int64_t)pl->es;
+    char *ap = pl->apack + (int64_t)tid * pl->mc * pl->kc_max * es;
+    const int64_t KC = pl->KC, NC = pl->NC;
     /* One M block (a short M): each thread computes with exactly the B panels it packed (the
      * two splits below agree) and keeps them in slots of its own, so no thread waits for or
      * overwrites another: no barriers. */
     const bool own_panels = pl->nmb == 1;
-    const int64_t ps = pl->kc_max * nr; /* floats from one packed B panel to the next */
+    const int64_t ps = pl->kc_max * nr; /* elements from one packed B panel to the next */
     /* own_panels: thread tid's slots are [tid*ppt, (tid+1)*ppt), and nt*ppt < npanels_max + nt
      * (nt is the team's real size, which may be below the threads asked for) */
     const int64_t ppt = ceil_div(pl->npanels_max, nt);
@@ -212,7 +325,8 @@ static void gemm_body(const gemm_plan *pl, int tid, int nt)
             split_range(npanels, tid, nt, &b0, &b1);
             /* own_panels: thread tid's panels go to its own slots [tid*ppt, ...) */
             int64_t slot0 = own_panels ? tid * ppt : b0;
-            pack_b_panels(&pl->b, pc, kc, jc, b0, b1, nc, nr, pl->bpack + slot0 * ps, ps);
+            pack_b_panels(&pl->b, pc, kc, jc, b0, b1, nc, nr, pl->to, pl->bpack + slot0 * ps * es,
+                          ps);
             if (!own_panels) team_barrier(nt);
             int64_t t0, t1, packed_block = -1;
             split_range(ntasks, tid, nt, &t0, &t1);
@@ -224,7 +338,7 @@ static void gemm_body(const gemm_plan *pl, int tid, int nt)
                 if (ib != packed_block) {
                     for (int64_t q = 0; q < npa; q++)
                         pack_a_panel(&pl->a, i0 + q * mr, (int)min64(mr, mcur - q * mr), pc, kc, mr,
-                                     ap + q * kc * mr);
+                                     pl->to, ap + q * kc * mr * es);
                     packed_block = ib;
                 }
                 int64_t p0 = chunk * npanels / njc, p1 = (chunk + 1) * npanels / njc;
@@ -233,9 +347,10 @@ static void gemm_body(const gemm_plan *pl, int tid, int nt)
                     int cols = (int)min64(nr, pl->N - j);
                     for (int64_t q = 0; q < npa; q++) {
                         int64_t i = i0 + q * mr;
-                        pl->kern->micro(kc, ap + q * kc * mr, pl->bpack + (p - b0 + slot0) * ps,
-                                        pl->c + i * pl->rs_c + j * pl->cs_c, pl->rs_c, pl->cs_c,
-                                        (int)min64(mr, mcur - q * mr), cols, pc > 0);
+                        run_micro(pl, kc, ap + q * kc * mr * es,
+                                  pl->bpack + (p - b0 + slot0) * ps * es,
+                                  i * pl->rs_c + j * pl->cs_c, (int)min64(mr, mcur - q * mr), cols,
+                                  pc > 0);
                     }
                 }
             }
@@ -267,6 +382,33 @@ static double tile_use(int64_t m, int64_t n, int mr, int nr)
 {
     return ((double)m / (double)(ceil_div(m, mr) * mr)) *
            ((double)n / (double)(ceil_div(n, nr) * nr));
+}
+
+/* Blocks the product of pl (kernel, operands and C filled in) for `threads` threads, takes the
+ * packing workspace and runs the team. */
+static bn_status gemm_packed(gemm_plan *pl, int threads)
+{
+    int nt = threads < 1 ? 1 : threads;
+    if ((double)pl->M * (double)pl->N * (double)pl->K < (double)GEMM_PAR_MIN_MACS) nt = 1;
+    /* M blocks of near-equal panel counts; a multiple of the thread count when M gives at least
+     * one block a thread, else fewer blocks and N is cut too (gemm_body) */
+    pl->mpanels = ceil_div(pl->M, pl->mr);
+    pl->nmb = ceil_div(pl->M, pl->MC);
+    if (nt > 1 && pl->nmb >= nt) pl->nmb = ceil_div(pl->nmb, nt) * nt;
+    if (pl->nmb > pl->mpanels) pl->nmb = pl->mpanels;
+    pl->mc = ceil_div(pl->mpanels, pl->nmb) * pl->mr;
+    pl->kc_max = min64(pl->K, pl->KC);
+    pl->npanels_max = ceil_div(min64(pl->N, pl->NC), pl->nr);
+    /* B's panels first, rounded up to 64 bytes so that A's buffers start on a cache line */
+    int64_t bbytes =
+        ceil_div((pl->npanels_max + nt) * pl->kc_max * pl->nr * (int64_t)pl->es, 64) * 64;
+    char *work = workspace_take((size_t)(bbytes + nt * pl->mc * pl->kc_max * (int64_t)pl->es));
+    if (!work) return BN_ERR_OOM;
+    pl->bpack = work;
+    pl->apack = work + bbytes;
+    run_team(gemm_body, pl, nt);
+    workspace_give(work);
+    return BN_OK;
 }
 
 /* ---- one row of C, without packing ---------------------------------------------------------- */
@@ -327,26 +469,55 @@ bn_status bn_gemm_f32(const bn_gemm_kernel *kern, int64_t M, int64_t N, int64_t 
         bn_gemm_mat at = {a.data, a.dtype, a.cs, a.rs}, bt = {b.data, b.dtype, b.cs, b.rs};
         return bn_gemm_f32(kern, N, M, K, bt, at, c, cs_c, rs_c, threads);
     }
-    int nt = threads < 1 ? 1 : threads;
-    if ((double)M * (double)N * (double)K < (double)GEMM_PAR_MIN_MACS) nt = 1;
+    gemm_plan pl = {.mr = kern->mr,
+                    .nr = kern->nr,
+                    .KC = kern->kc,
+                    .MC = kern->mc,
+                    .NC = kern->nc,
+                    .micro = kern->micro,
+                    .to = BN_F32,
+                    .es = sizeof(float),
+                    .M = M,
+                    .N = N,
+                    .K = K,
+                    .a = a,
+                    .b = b,
+                    .c = c,
+                    .rs_c = rs_c,
+                    .cs_c = cs_c};
+    return gemm_packed(&pl, threads);
+}
 
-    gemm_plan pl = {
-        .kern = kern, .M = M, .N = N, .K = K, .a = a, .b = b, .c = c, .rs_c = rs_c, .cs_c = cs_c};
-    /* M blocks of near-equal panel counts; a multiple of the thread count when M gives at least
-     * one block a thread, else fewer blocks and N is cut too (gemm_body) */
-    pl.mpanels = ceil_div(M, kern->mr);
-    pl.nmb = ceil_div(M, kern->mc);
-    if (nt > 1 && pl.nmb >= nt) pl.nmb = ceil_div(pl.nmb, nt) * nt;
-    if (pl.nmb > pl.mpanels) pl.nmb = pl.mpanels;
-    pl.mc = ceil_div(pl.mpanels, pl.nmb) * kern->mr;
-    pl.kc_max = min64(K, kern->kc);
-    pl.npanels_max = ceil_div(min64(N, kern->nc), kern->nr);
-    int64_t bfloats = ceil_div((pl.npanels_max + nt) * pl.kc_max * kern->nr, 16) * 16;
-    float *work = workspace_take((size_t)(bfloats + nt * pl.mc * pl.kc_max) * sizeof(float));
-    if (!work) return BN_ERR_OOM;
-    pl.bpack = work;
-    pl.apack = work + bfloats;
-    run_team(gemm_body, &pl, nt);
-    workspace_give(work);
-    return BN_OK;
+bn_status bn_gemm_f64(const bn_gemm_kernel_f64 *kern, int64_t M, int64_t N, int64_t K,
+                      bn_gemm_mat a, bn_gemm_mat b, double *c, int64_t rs_c, int64_t cs_c,
+                      int threads)
+{
+    BN_ASSERT(a.dtype == BN_F64 && b.dtype == BN_F64);
+    if (M == 0 || N == 0) return BN_OK;
+    if (K == 0) {
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) c[i * rs_c + j * cs_c] = 0.0;
+        return BN_OK;
+    }
+    if (tile_use(N, M, kern->mr, kern->nr) > 1.25 * tile_use(M, N, kern->mr, kern->nr)) {
+        bn_gemm_mat at = {a.data, a.dtype, a.cs, a.rs}, bt = {b.data, b.dtype, b.cs, b.rs};
+        return bn_gemm_f64(kern, N, M, K, bt, at, c, cs_c, rs_c, threads);
+    }
+    gemm_plan pl = {.mr = kern->mr,
+                    .nr = kern->nr,
+                    .KC = kern->kc,
+                    .MC = kern->mc,
+                    .NC = kern->nc,
+                    .micro64 = kern->micro,
+                    .to = BN_F64,
+                    .es = sizeof(double),
+                    .M = M,
+                    .N = N,
+                    .K = K,
+                    .a = a,
+                    .b = b,
+                    .c = c,
+                    .rs_c = rs_c,
+                    .cs_c = cs_c};
+    return gemm_packed(&pl, threads);
 }

@@ -7,6 +7,9 @@
  *             compiled with a target attribute and used only when the CPU reports AVX2 and FMA.
  *   avx512:   14 x 32 tile in AVX-512F intrinsics (28 of the 32 zmm registers accumulate, A is
  *             broadcast from memory), used only when the CPU and the OS support AVX-512F.
+ *   neon:     8 x 12 tile in Advanced SIMD intrinsics on aarch64 (24 of the 32 q registers
+ *             accumulate; A's 8 values are two registers used lane by lane with vfmaq_laneq),
+ *             always available there: NEON is part of the AArch64 base ISA.
  *
  * Each kernel keeps the whole tile in registers for the K loop: per k it loads one row of the B
  * panel, broadcasts each of the MR values of the A panel and updates C[i, :] += a[i] * b. Edge
@@ -28,6 +31,13 @@
 #include <immintrin.h>
 #else
 #define BN_GEMM_HAVE_AVX2 0
+#endif
+
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#define BN_GEMM_HAVE_NEON 1
+#include <arm_neon.h>
+#else
+#define BN_GEMM_HAVE_NEON 0
 #endif
 
 /* ---- staging tile for edges and strided C --------------------------------------------------- */
@@ -474,6 +484,95 @@ static bool cpu_has_avx512f(void)
 }
 #endif
 
+/* ---- neon: 8 x 12 --------------------------------------------------------------------------- */
+#if BN_GEMM_HAVE_NEON
+enum { NEON_MR = 8, NEON_NR = 12 };
+
+/* Rows 0..7 of the tile, three q registers each (columns 0-3, 4-7, 8-11); row i takes lane i % 4
+ * of A register i / 4. */
+#define NEON_ROWS(X)                                                                               \
+    X(0, a0, 0) X(1, a0, 1) X(2, a0, 2) X(3, a0, 3) X(4, a1, 0) X(5, a1, 1) X(6, a1, 2) X(7, a1, 3)
+
+/* ap is (kc, 8), bp is (kc, 12), c is (mr, nr) */
+static void micro_neon(int64_t kc, const float *ap, const float *bp, float *c, int64_t rs_c,
+                       int64_t cs_c, int mr, int nr, bool accumulate)
+{
+    float tile[NEON_MR * NEON_NR];
+    bool direct = mr == NEON_MR && nr == NEON_NR && cs_c == 1;
+    float *dst = direct ? c : tile;
+    int64_t ld = direct ? rs_c : NEON_NR;
+#define DECL_ROW(i, ar, l) float32x4_t c##i##0, c##i##1, c##i##2;
+    NEON_ROWS(DECL_ROW)
+#undef DECL_ROW
+    if (accumulate) {
+        if (!direct) tile_from_c(tile, NEON_NR, c, rs_c, cs_c, mr, nr, NEON_MR);
+#define LOAD_ROW(i, ar, l)                                                                         \
+    c##i##0 = vld1q_f32(dst + (i)*ld), c##i##1 = vld1q_f32(dst + (i)*ld + 4),                      \
+    c##i##2 = vld1q_f32(dst + (i)*ld + 8);
+        NEON_ROWS(LOAD_ROW)
+#undef LOAD_ROW
+    } else {
+#define ZERO_ROW(i, ar, l) c##i##0 = c##i##1 = c##i##2 = vdupq_n_f32(0.0f);
+        NEON_ROWS(ZERO_ROW)
+#undef ZERO_ROW
+    }
+#define UPDATE_ROW(i, ar, l)                                                                       \
+    c##i##0 = vfmaq_laneq_f32(c##i##0, b0, ar, l), c##i##1 = vfmaq_laneq_f32(c##i##1, b1, ar, l),  \
+    c##i##2 = vfmaq_laneq_f32(c##i##2, b2, ar, l);
+    for (int64_t k = 0; k < kc; k++) {
+        float32x4_t b0 = vld1q_f32(bp), b1 = vld1q_f32(bp + 4), b2 = vld1q_f32(bp + 8);
+        float32x4_t a0 = vld1q_f32(ap), a1 = vld1q_f32(ap + 4);
+        NEON_ROWS(UPDATE_ROW)
+        ap += NEON_MR;
+        bp += NEON_NR;
+    }
+#undef UPDATE_ROW
+#define STORE_ROW(i, ar, l)                                                                        \
+    vst1q_f32(dst + (i)*ld, c##i##0), vst1q_f32(dst + (i)*ld + 4, c##i##1),                        \
+        vst1q_f32(dst + (i)*ld + 8, c##i##2);
+    NEON_ROWS(STORE_ROW)
+#undef STORE_ROW
+    if (!direct) tile_to_c(tile, NEON_NR, c, rs_c, cs_c, mr, nr);
+}
+
+DEFINE_DOT(dot_neon, , MADD_FUSED)
+DEFINE_DOT_ROWS(dot_rows_neon, , MADD_FUSED, dot_neon)
+
+/* c (n) = x (K) @ y (K, n), y's rows contiguous at stride ldy */
+static void axpy_rows_neon(int64_t n, int64_t K, const float *x, int64_t sx, const float *y,
+                           int64_t ldy, float *c)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += AXPY_CHUNK) {
+        int64_t nj = n - j0 < AXPY_CHUNK ? n - j0 : AXPY_CHUNK;
+        float *cj = c + j0;
+        memset(cj, 0, sizeof(float) * (size_t)nj);
+        for (int64_t k = 0; k < K; k++) {
+            float xv = x[k * sx];
+            const float *yk = y + k * ldy + j0;
+            float32x4_t xs = vdupq_n_f32(xv);
+            int64_t j = 0;
+            for (; j + 4 <= nj; j += 4)
+                vst1q_f32(cj + j, vfmaq_f32(vld1q_f32(cj + j), xs, vld1q_f32(yk + j)));
+            for (; j < nj; j++) cj[j] = MADD_FUSED(xv, yk[j], cj[j]);
+        }
+    }
+}
+
+/* Blocks for a Neoverse-N1 / Cortex-A76-class core (64 KiB L1d, 512 KiB-1 MiB L2, a few MiB of
+ * shared L3 or system cache): the KC x NR panel of B (12 KiB) and the KC x MR panel of A (8 KiB)
+ * stay in L1; MC x KC of A is 192 KiB of L2; KC x NC of B 3 MiB of L3. Not measured on
+ * hardware yet (qemu-user runs the tests, not the timings). */
+static const bn_gemm_kernel kernel_neon = {.mr = NEON_MR,
+                                           .nr = NEON_NR,
+                                           .kc = 256,
+                                           .mc = 192,
+                                           .nc = 3072,
+                                           .micro = micro_neon,
+                                           .dot = dot_neon,
+                                           .dot_rows = dot_rows_neon,
+                                           .axpy_rows = axpy_rows_neon};
+#endif
+
 /* ---- choice --------------------------------------------------------------------------------- */
 const char *bn_gemm_isa_name(bn_gemm_isa isa)
 {
@@ -481,6 +580,7 @@ const char *bn_gemm_isa_name(bn_gemm_isa isa)
     case BN_GEMM_PORTABLE: return "portable";
     case BN_GEMM_AVX2: return "avx2";
     case BN_GEMM_AVX512: return "avx512";
+    case BN_GEMM_NEON: return "neon";
     default: return "?";
     }
 }
@@ -493,11 +593,14 @@ bool bn_gemm_isa_available(bn_gemm_isa isa)
     case BN_GEMM_AVX2: return cpu_has_avx2_fma();
     case BN_GEMM_AVX512: return cpu_has_avx512f();
 #endif
+#if BN_GEMM_HAVE_NEON
+    case BN_GEMM_NEON: return true;
+#endif
     default: return false;
     }
 }
 
-/* BORN_GEMM_ISA=portable|avx2|avx512 in the environment caps the choice (for comparisons and
+/* BORN_GEMM_ISA=portable|avx2|avx512|neon in the environment caps the choice (for comparisons and
  * for testing every path on one machine); the best available ISA up to that one is used. */
 bn_gemm_isa bn_gemm_best_isa(void)
 {
@@ -516,6 +619,9 @@ const bn_gemm_kernel *bn_gemm_kernel_for(bn_gemm_isa isa)
 #if BN_GEMM_HAVE_AVX2
     if (isa == BN_GEMM_AVX2) return &kernel_avx2;
     if (isa == BN_GEMM_AVX512) return &kernel_avx512;
+#endif
+#if BN_GEMM_HAVE_NEON
+    if (isa == BN_GEMM_NEON) return &kernel_neon;
 #endif
     return &kernel_portable;
 }
