@@ -6,6 +6,7 @@
 
 #include "born/amp.h"
 #include "born/data.h"
+#include "born/gpt.h"
 #include "born/autograd.h"
 #include "born/checkpoint.h"
 #include "born/cuda.h"

@@ -14,11 +14,13 @@
  *    its float4 reads hit distinct banks), and output columns c*64 + tx*4.. of the P V product.
  *  - backward: D_i = dO_i . O_i first; then one block per (batch * kv head, BC keys) keeps dK and
  *    dV of its keys in registers while it streams the query tiles of every query head of that kv
- *    head in order (recomputing P from the saved lse), and one block per (batch * head, BR query
- *    rows) computes dQ by a second pass over the key tiles. No atomics: every output element has
- *    one writer and a fixed summation order, so results do not change from run to run. When
- *    grouped heads leave too few key blocks to fill the GPU, each query head gets its own block
- *    writing a partial dK / dV into scratch, summed over the group in head order afterwards.
+ *    head in order (recomputing P from the saved lse; the next dO and Q tiles load while dK and
+ *    dV accumulate), and one block per (batch * head, BR query rows) computes dQ by a second pass
+ *    over the key tiles (the next V and K tiles load during dS K). No atomics: every output
+ *    element has one writer and a fixed summation order, so results do not change from run to
+ *    run. When grouped heads leave too few key blocks to fill the GPU, each query head gets its
+ *    own block writing a partial dK / dV into scratch, summed over the group in head order
+ *    afterwards.
  *  - causal tiles that see no key are skipped; head dims up to 256 (D and Dv may differ) run in
  *    the 64, 128 or 256-wide instantiation with the unused columns zero-padded.
  * f64 (used by gradient checks; simple and exact rather than fast): one warp per query row
@@ -457,14 +459,17 @@ __global__ void __launch_bounds__(ATT_THREADS, 2) attn_bwd_dkdv_f32(AttnArgs a)
         const float *GO = (const float *)a.go.p + b * a.go.sb + h * a.go.sh;
         const float *Lrow = (const float *)a.lse + (b * a.hq + h) * a.tq;
         const float *Drow = (const float *)a.di + (b * a.hq + h) * a.tq;
+        bool pre = false; /* this query tile's Q, dO, lse and D_i are loading already */
         for (int64_t i0 = istart; i0 < a.tq; i0 += BR) {
             const int br = (int)min((int64_t)BR, a.tq - i0);
-            load_tile<VEC, BR, DM, LD>(Qs, Q + i0 * a.q.sr, a.q.sr, br, d);
-            load_tile<VEC, BR, DM, LD>(Gs, GO + i0 * a.go.sr, a.go.sr, br, dv);
-            cp_async_commit();
-            if (tid < BR) {
-                Ls[tid] = tid < br ? Lrow[i0 + tid] : ninf<float>();
-                Ds[tid] = tid < br ? Drow[i0 + tid] : 0.f;
+            if (!pre) {
+                load_tile<VEC, BR, DM, LD>(Qs, Q + i0 * a.q.sr, a.q.sr, br, d);
+                load_tile<VEC, BR, DM, LD>(Gs, GO + i0 * a.go.sr, a.go.sr, br, dv);
+                cp_async_commit();
+                if (tid < BR) {
+                    Ls[tid] = tid < br ? Lrow[i0 + tid] : ninf<float>();
+                    Ds[tid] = tid < br ? Drow[i0 + tid] : 0.f;
+                }
             }
             cp_async_wait<0>();
             __syncthreads();
@@ -498,8 +503,23 @@ __global__ void __launch_bounds__(ATT_THREADS, 2) attn_bwd_dkdv_f32(AttnArgs a)
             }
             __syncthreads();
             gemm_nn<RK, CO, BR>(dva, Ws + ty * RK * LW, LW, Gs, LD, tx); /* dV += PW^T dO */
-            gemm_nn<RK, CO, BR>(dk, Ss + ty * RK * LW, LW, Qs, LD, tx);  /* dK += dS^T Q */
-            __syncthreads(); /* Qs, Gs, Ws, Ss, Ls, Ds are free */
+            __syncthreads(); /* Gs, Ls, Ds are free: the next dO tile loads during dS^T Q */
+            const int64_t in0 = i0 + BR;
+            const bool more = in0 < a.tq;
+            const int brn = more ? (int)min((int64_t)BR, a.tq - in0) : 0;
+            if (more) {
+                load_tile<VEC, BR, DM, LD>(Gs, GO + in0 * a.go.sr, a.go.sr, brn, dv);
+                if (tid < BR) {
+                    Ls[tid] = tid < brn ? Lrow[in0 + tid] : ninf<float>();
+                    Ds[tid] = tid < brn ? Drow[in0 + tid] : 0.f;
+                }
+            }
+            cp_async_commit();
+            gemm_nn<RK, CO, BR>(dk, Ss + ty * RK * LW, LW, Qs, LD, tx); /* dK += dS^T Q */
+            __syncthreads(); /* Qs, Ws, Ss are free */
+            if (more) load_tile<VEC, BR, DM, LD>(Qs, Q + in0 * a.q.sr, a.q.sr, brn, d);
+            cp_async_commit();
+            pre = more;
         }
     }
     cp_async_wait<0>();
@@ -566,12 +586,17 @@ __global__ void __launch_bounds__(ATT_THREADS, 2) attn_bwd_dq_f32(AttnArgs a)
     for (int r = 0; r < RQ; r++)
 #pragma unroll
         for (int c = 0; c < CO; c++) dq[r][c] = 0.f;
+    if (jend > 0) { /* the first K and V tiles; the loop prefetches the next ones */
+        const int bc0 = (int)min((int64_t)BC, a.tk);
+        load_tile<VEC, BC, DM, LD>(Ks, K, a.k.sr, bc0, d);
+        load_tile<VEC, BC, DM, LD>(Vs, V, a.v.sr, bc0, dv);
+    }
+    cp_async_commit();
     for (int64_t j0 = 0; j0 < jend; j0 += BC) {
         const int bc = (int)min((int64_t)BC, a.tk - j0);
-        load_tile<VEC, BC, DM, LD>(Ks, K + j0 * a.k.sr, a.k.sr, bc, d);
-        load_tile<VEC, BC, DM, LD>(Vs, V + j0 * a.v.sr, a.v.sr, bc, dv);
-        cp_async_commit();
-        cp_async_wait<0>();
+        const int64_t jn = j0 + BC;
+        const bool more = jn < jend;
+        cp_async_wait<0>(); /* this K and V tile (and, the first time, Q and dO) */
         __syncthreads();
         float s[RQ][CK], dp[RQ][CK];
 #pragma unroll
@@ -595,9 +620,17 @@ __global__ void __launch_bounds__(ATT_THREADS, 2) attn_bwd_dq_f32(AttnArgs a)
                 Ss[il * LS + jl] = p * (dpv - Di) * scale;
             }
         }
-        __syncthreads();
+        __syncthreads(); /* Vs is free: the next V tile loads during dS K */
+        if (more)
+            load_tile<VEC, BC, DM, LD>(Vs, V + jn * a.v.sr, a.v.sr,
+                                       (int)min((int64_t)BC, a.tk - jn), dv);
+        cp_async_commit();
         gemm_nn<RQ, CO, BC>(dq, Ss + ty * RQ * LS, LS, Ks, LD, tx); /* dQ += dS K */
-        __syncthreads(); /* Ks, Vs, Ss are free */
+        __syncthreads(); /* Ks and Ss are free */
+        if (more)
+            load_tile<VEC, BC, DM, LD>(Ks, K + jn * a.k.sr, a.k.sr,
+                                       (int)min((int64_t)BC, a.tk - jn), d);
+        cp_async_commit();
     }
     cp_async_wait<0>();
     float *DQ = (float *)a.gq.p + b * a.gq.sb + h * a.gq.sh;

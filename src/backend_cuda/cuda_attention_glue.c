@@ -7,6 +7,7 @@
  * the GPU; the contracts are backend_attn.h's. */
 #include "backend_cuda/cuda_attention.h"
 #include "backend_cuda/cuda_plugin.h"
+#include "backend_cuda/cuda_transformer.h"
 
 #include <stddef.h>
 
@@ -60,4 +61,7 @@ static bn_status a_backward(const bn_tview *q, const bn_tview *k, const bn_tview
 const bn_backend_attn bcu_attn = {
     .forward = a_forward,
     .backward = a_backward,
+    .glu_forward = bcu_tf_glu_forward,
+    .glu_backward = bcu_tf_glu_backward,
+    .rope = bcu_tf_rope,
 };

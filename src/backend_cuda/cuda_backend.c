@@ -185,8 +185,15 @@ static bn_status k_where(const bn_tview *c, const bn_tview *a, const bn_tview *b
 static bn_status k_reduce(bn_reduce_op op, const bn_tview *x, const bn_tview *out, uint32_t mask,
                           const bn_reduce_params *p)
 {
-    return bcu_kernel_status(bcu_reduce(STREAM, (int)op, V(x), V(out), mask, p ? p->correction : 0),
-                             "reduce");
+    cuda_device *d = bcu_current();
+    size_t n = bcu_reduce_scratch((int)op, V(x), V(out), mask);
+    void *scratch = n ? bcu_alloc(d, n) : NULL; /* without it: the one-block-per-output path */
+    bn_status st = bcu_kernel_status(
+        bcu_reduce(STREAM, (int)op, V(x), V(out), mask, p ? p->correction : 0, scratch,
+                   scratch ? n : 0),
+        "reduce");
+    if (scratch) bcu_free(d, scratch); /* stream-ordered: the next user queues after the kernel */
+    return st;
 }
 static bn_status k_cumsum(const bn_tview *x, const bn_tview *out, int dim)
 {

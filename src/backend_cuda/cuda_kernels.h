@@ -47,8 +47,11 @@ int bcu_unary(bcu_stream s, int op, const bcu_view *x, const bcu_view *out,
 int bcu_binary(bcu_stream s, int op, const bcu_view *a, const bcu_view *b, const bcu_view *out);
 int bcu_where(bcu_stream s, const bcu_view *cond, const bcu_view *a, const bcu_view *b,
               const bcu_view *out);
+/* scratch (bcu_reduce_scratch bytes, device memory; NULL when that is 0) lets a reduction of
+ * few outputs over many elements split each output over many blocks (two stages, fixed order). */
+size_t bcu_reduce_scratch(int op, const bcu_view *x, const bcu_view *out, uint32_t mask);
 int bcu_reduce(bcu_stream s, int op, const bcu_view *x, const bcu_view *out, uint32_t mask,
-               int correction);
+               int correction, void *scratch, size_t scratch_bytes);
 int bcu_cumsum(bcu_stream s, const bcu_view *x, const bcu_view *out, int dim);
 int bcu_softmax(bcu_stream s, const bcu_view *x, const bcu_view *out, int dim, bool log);
 

@@ -81,6 +81,38 @@ __device__ inline Acc acc_element(int op, int pass, T v, int64_t r, double cente
     return a;
 }
 
+/* The block's tree over sh[0 .. blockDim.x): the combined value (every thread gets it). */
+__device__ Acc block_tree(int op, int pass, bool integral, Acc a, Acc *sh)
+{
+    sh[threadIdx.x] = a;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w /= 2) {
+        if ((int)threadIdx.x < w)
+            sh[threadIdx.x] = acc_combine(op, pass, integral, sh[threadIdx.x], sh[threadIdx.x + w]);
+        __syncthreads();
+    }
+    Acc res = sh[0];
+    __syncthreads();
+    return res;
+}
+
+/* Reduced elements [r0, r1) of the output at base, one block. */
+template <class T>
+__device__ Acc block_range(const RGeo &g, int op, int pass, const T *x, int64_t base, double center,
+                           int64_t r0, int64_t r1, Acc *sh)
+{
+    Acc a = acc_identity(op, pass);
+    for (int64_t r = r0 + threadIdx.x; r < r1; r += blockDim.x) {
+        int64_t off = base, rem = r;
+        for (int d = g.nr - 1; d >= 0; d--) {
+            off += (rem % g.rshape[d]) * g.rx[d];
+            rem /= g.rshape[d];
+        }
+        a = acc_combine(op, pass, Tr<T>::integral, a, acc_element<T>(op, pass, x[off], r, center));
+    }
+    return block_tree(op, pass, Tr<T>::integral, a, sh);
+}
+
 template <class T>
 __device__ Acc block_pass(const RGeo &g, int op, int pass, const T *x, int64_t base, double center,
                           Acc *sh)
@@ -152,10 +184,94 @@ __global__ void reduce_kernel(RGeo g, int op, const T *x, O *out, int correction
     }
 }
 
+/* The kept dims' offsets of output o into x and out. */
+__device__ inline void out_base(const RGeo &g, int64_t o, int64_t *bx, int64_t *bo)
+{
+    *bx = *bo = 0;
+    for (int d = g.nk - 1; d >= 0; d--) {
+        int64_t idx = o % g.kshape[d];
+        o /= g.kshape[d];
+        *bx += idx * g.kx[d];
+        *bo += idx * g.ko[d];
+    }
+}
+
+/* Few outputs, many elements each (a loss's sum or mean): stage 1 splits each output's reduced
+ * range into `parts` fixed chunks, one block each, writing partials[o * parts + p]; stage 2
+ * combines an output's partials in chunk order. The split depends only on the shapes, so the
+ * result does not depend on scheduling. Single-pass ops only (sum, mean, prod, max, min, all,
+ * any). */
+template <class T>
+__global__ void reduce_parts_kernel(RGeo g, int op, const T *x, int64_t parts, int64_t chunk,
+                                    Acc *partials)
+{
+    __shared__ Acc sh[BCU_THREADS];
+    int64_t o = blockIdx.y, p = blockIdx.x;
+    int64_t bx, bo;
+    out_base(g, o, &bx, &bo);
+    int64_t r0 = p * chunk, r1 = r0 + chunk < g.nred ? r0 + chunk : g.nred;
+    Acc a = block_range<T>(g, op, 0, x, bx, 0.0, r0, r1, sh);
+    if (threadIdx.x == 0) partials[o * parts + p] = a;
+}
+
+template <class T, class O>
+__global__ void reduce_combine_kernel(RGeo g, int op, const Acc *partials, int64_t parts, O *out)
+{
+    __shared__ Acc sh[BCU_THREADS];
+    int64_t o = blockIdx.x;
+    int64_t bx, bo;
+    out_base(g, o, &bx, &bo);
+    bool integral = Tr<T>::integral;
+    Acc a = acc_identity(op, 0);
+    for (int64_t p = threadIdx.x; p < parts; p += blockDim.x)
+        a = acc_combine(op, 0, integral, a, partials[o * parts + p]);
+    a = block_tree(op, 0, integral, a, sh);
+    double res = a.d;
+    int64_t ires = a.i;
+    bool use_int = (integral && op != R_MEAN) || op == R_ALL || op == R_ANY;
+    if (op == R_MEAN) res = (integral ? (double)a.i : a.d) / (double)g.nred;
+    if (threadIdx.x == 0) out[bo] = use_int ? Tr<O>::from_i(ires) : Tr<O>::from_d(res);
+}
+
+enum { PARTS_MIN_RED = 1 << 16, PARTS_CHUNK = 1 << 14, PARTS_MAX = 1024, PARTS_MAX_OUT = 64 };
+
+static bool use_parts(const RGeo &g, int op)
+{
+    bool single = op == R_SUM || op == R_MEAN || op == R_PROD || op == R_MAX || op == R_MIN ||
+                  op == R_ALL || op == R_ANY;
+    return single && g.nout <= PARTS_MAX_OUT && g.nred >= PARTS_MIN_RED;
+}
+
+static void parts_of(const RGeo &g, int64_t *parts, int64_t *chunk)
+{
+    int64_t p = (g.nred + PARTS_CHUNK - 1) / PARTS_CHUNK;
+    if (p > PARTS_MAX) p = PARTS_MAX;
+    *chunk = (g.nred + p - 1) / p;
+    *parts = (g.nred + *chunk - 1) / *chunk;
+}
+
 template <class T>
 static int reduce_to(bcu_stream s, const RGeo &g, int op, const bcu_view *x, const bcu_view *out,
-                     int correction)
+                     int correction, void *scratch, size_t scratch_bytes)
 {
+    if (use_parts(g, op) && scratch) {
+        int64_t parts, chunk;
+        parts_of(g, &parts, &chunk);
+        if (scratch_bytes >= sizeof(Acc) * (size_t)(parts * g.nout)) {
+            Acc *partials = (Acc *)scratch;
+            dim3 grid((unsigned)parts, (unsigned)g.nout);
+            reduce_parts_kernel<T><<<grid, BCU_THREADS, 0, s>>>(g, op, (const T *)x->data, parts,
+                                                               chunk, partials);
+            int rc = launch_status("reduce (parts)");
+            if (rc) return rc;
+            DISPATCH_ALL(out->dtype, O, {
+                reduce_combine_kernel<T, O><<<(unsigned)g.nout, BCU_THREADS, 0, s>>>(
+                    g, op, partials, parts, (O *)out->data);
+                return launch_status("reduce (combine)");
+            });
+            return unsupported("reduce: out dtype %s", bcu_dtype_name(out->dtype));
+        }
+    }
     unsigned blocks = g.nout > 65535 * 4 ? 65535 * 4 : (unsigned)(g.nout ? g.nout : 1);
     DISPATCH_ALL(out->dtype, O, {
         reduce_kernel<T, O>
@@ -165,8 +281,7 @@ static int reduce_to(bcu_stream s, const RGeo &g, int op, const bcu_view *x, con
     return unsupported("reduce: out dtype %s", bcu_dtype_name(out->dtype));
 }
 
-extern "C" int bcu_reduce(bcu_stream s, int op, const bcu_view *x, const bcu_view *out,
-                          uint32_t mask, int correction)
+static RGeo reduce_geometry(const bcu_view *x, const bcu_view *out, uint32_t mask)
 {
     RGeo g;
     g.nk = g.nr = 0;
@@ -183,8 +298,26 @@ extern "C" int bcu_reduce(bcu_stream s, int op, const bcu_view *x, const bcu_vie
             g.nout *= x->shape[d];
         }
     }
+    return g;
+}
+
+extern "C" size_t bcu_reduce_scratch(int op, const bcu_view *x, const bcu_view *out, uint32_t mask)
+{
+    RGeo g = reduce_geometry(x, out, mask);
+    if (g.nout == 0 || !use_parts(g, op)) return 0;
+    int64_t parts, chunk;
+    parts_of(g, &parts, &chunk);
+    return sizeof(Acc) * (size_t)(parts * g.nout);
+}
+
+extern "C" int bcu_reduce(bcu_stream s, int op, const bcu_view *x, const bcu_view *out,
+                          uint32_t mask, int correction, void *scratch, size_t scratch_bytes)
+{
+    RGeo g = reduce_geometry(x, out, mask);
     if (g.nout == 0) return 0;
-    DISPATCH_ALL(x->dtype, T, { return reduce_to<T>(s, g, op, x, out, correction); });
+    DISPATCH_ALL(x->dtype, T, {
+        return reduce_to<T>(s, g, op, x, out, correction, scratch, scratch_bytes);
+    });
     return unsupported("reduce: dtype %s", bcu_dtype_name(x->dtype));
 }
 

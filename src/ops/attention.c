@@ -259,7 +259,9 @@ static bn_tensor *attention_fused(const char *fn, const bn_backend *be, const bn
     bn_status st = be->attn->forward(&qv, &kv, &vv, mc ? &mv : NULL, &ov, &lv, &g);
     bn_tensor *res = NULL;
     if (st == BN_OK) {
-        res = dt == cdt ? (bn_retain(out), out) : bn__to_dtype(out, dt);
+        /* a header of its own: the node saves `out`, and must not hold the tensor it returns */
+        res = dt == cdt ? bn__view(out, out->ndim, out->shape, out->strides, out->offset)
+                        : bn__to_dtype(out, dt);
         res = bn__grad_attention(q, k, v, qc, kc, vc, mc, out, lse, &g, res);
     }
     for (int i = 0; i < 6; i++) bn_release(tmp[i]);

@@ -320,7 +320,9 @@ Test(cuda_optim, clipping_on_the_gpu_matches_the_cpu)
                 cr_assert_eq(bn_clip_grad_value(pc, 5, 0.01), BN_OK);
                 cr_assert_eq(bn_clip_grad_value(pg, 5, 0.01), BN_OK, "%s", bn_error_message());
                 for (int k = 0; k < 4; k++)
-                    expect_close(bn_grad(pg[k]), bn_grad(pc[k]), 0, 0, "clipped by value");
+                    /* the inputs already differ by the norm clipping's rounding */
+                    expect_close(bn_grad(pg[k]), bn_grad(pc[k]), rtol_of(dt), 0,
+                                 "clipped by value");
                 bn_scope_end();
             }
     });

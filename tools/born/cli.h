@@ -10,7 +10,7 @@
 /* Exit codes: like most Unix tools, 2 means the command line was wrong. */
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
 
-#define CLI_MAX_OPTS 32
+#define CLI_MAX_OPTS 48
 #define CLI_MAX_POSITIONAL 16
 
 /* One option: a flag ("--json") or, when value names its argument, an option taking a value
@@ -62,6 +62,9 @@ int cli_usage_error(const char *help_cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* The subcommands, one file each (cmd_<name>.c). main.c lists them in its table. */
-extern const cli_cmd cli_cmd_info, cli_cmd_train, cli_cmd_eval, cli_cmd_inspect, cli_cmd_convert;
+extern const cli_cmd cli_cmd_info, cli_cmd_train, cli_cmd_eval, cli_cmd_inspect, cli_cmd_convert,
+    cli_cmd_generate, cli_cmd_train_gpt;
+/* `born train --model gpt ...` is its own command (cmd_train_gpt.c): true when argv asks for it. */
+bool cli_train_is_gpt(int argc, char **argv);
 
 #endif

@@ -318,7 +318,8 @@ static int run_train(const cli_cmd *cmd, const cli_args *args)
 }
 
 static const cli_opt train_opts[] = {
-    {"--model", "-m", "NAME", "the model: mlp (784-128-10) or cnn (2 conv + 2 linear)"},
+    {"--model", "-m", "NAME",
+     "mlp (784-128-10), cnn (2 conv + 2 linear), or gpt (see born train --model gpt --help)"},
     {"--data", "-d", "DATA", "fashion-mnist (default), mnist, or a directory of IDX files"},
     {"--epochs", "-e", "N", "epochs to train (default 1)"},
     {"--batch", "-b", "B", "batch size (default 64)"},

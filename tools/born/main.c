@@ -14,6 +14,7 @@ static const cli_cmd *const commands[] = {
     &cli_cmd_eval,
     &cli_cmd_inspect,
     &cli_cmd_convert,
+    &cli_cmd_generate,
 };
 #define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
@@ -66,6 +67,7 @@ static int unknown_global_option(const char *arg)
 static int run_command(const cli_cmd *cmd, int argc, char **argv)
 {
     cli_args args;
+    if (cmd == &cli_cmd_train && cli_train_is_gpt(argc, argv)) cmd = &cli_cmd_train_gpt;
     int rc = cli_parse(cmd, argc, argv, &args);
     if (rc >= 0) return rc;
     return cmd->run(cmd, &args);

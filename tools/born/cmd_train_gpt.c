@@ -1,0 +1,572 @@
+/* tools/born/cmd_train_gpt.c — `born train --model gpt --data FILE …`: trains a decoder-only
+ * transformer (gpt.h) on a text file, character- or byte-level, nanoGPT-style: random windows of
+ * the first 90% of the tokens, AdamW with weight decay on the matrices only, warmup + cosine
+ * learning rate, gradient clipping, and a periodic estimate of the train / validation loss on
+ * fixed batches. Prints a line per evaluation (or with --json one JSON object per evaluation and
+ * a final summary) and saves the model, its config and its tokenizer in one file with --out
+ * (read by `born generate`). main.c routes `born train` here when --model gpt is given, so this
+ * command has its own options table. */
+#include "cli.h"
+#include "json.h"
+#include "train_common.h"
+
+#include "born/born.h"
+#include "born/gpt.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+bool cli_train_is_gpt(int argc, char **argv);
+
+/* ---- options ---------------------------------------------------------------------------------- */
+
+typedef struct gpt_run_cfg {
+    const char *data, *out, *preset;
+    bool bytes, json;
+    bn_gpt_config model;
+    int64_t batch, steps, warmup, eval_every, eval_iters, limit;
+    double lr, min_lr, weight_decay, grad_clip;
+    uint64_t seed;
+    int threads;
+    const char *device_name; /* --device as given */
+    bn_device device;
+    bn_dtype precision; /* BN_F32, or BN_BF16 / BN_F16 for autocast */
+} gpt_run_cfg;
+
+#define HELP "born train"
+
+/* An integer option in [lo, hi] (absent: *v unchanged); false after a usage error. */
+static bool opt_int(const cli_cmd *cmd, const cli_args *a, const char *name, int64_t lo,
+                    int64_t hi, int64_t *v)
+{
+    const char *s = cli_value(cmd, a, name);
+    if (!s) return true;
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (!*s || *end || errno || x < lo || x > hi) {
+        cli_usage_error(HELP, "%s must be an integer in [%lld, %lld], got '%s'", name,
+                        (long long)lo, (long long)hi, s);
+        return false;
+    }
+    *v = x;
+    return true;
+}
+
+/* A number option in [lo, hi] (hi_open: < hi). */
+static bool opt_real(const cli_cmd *cmd, const cli_args *a, const char *name, double lo,
+                     double hi, bool hi_open, double *v)
+{
+    const char *s = cli_value(cmd, a, name);
+    if (!s) return true;
+    char *end;
+    double x = strtod(s, &end);
+    if (!*s || *end || !isfinite(x) || x < lo || x > hi || (hi_open && x >= hi)) {
+        cli_usage_error(HELP, "%s must be a number in [%g, %g%s, got '%s'", name, lo, hi,
+                        hi_open ? ")" : "]", s);
+        return false;
+    }
+    *v = x;
+    return true;
+}
+
+/* A name among names (absent: *v unchanged). */
+static bool opt_name(const cli_cmd *cmd, const cli_args *a, const char *name,
+                     const char *const *names, int n, int *v)
+{
+    const char *s = cli_value(cmd, a, name);
+    if (!s) return true;
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *v = i;
+            return true;
+        }
+    char list[160] = "";
+    for (int i = 0; i < n; i++) {
+        strcat(list, names[i]);
+        if (i + 1 < n) strcat(list, ", ");
+    }
+    const char *hint = cli_suggest(s, names, n);
+    if (hint)
+        cli_usage_error(HELP, "%s: unknown value '%s' (did you mean '%s'? known: %s)", name, s,
+                        hint, list);
+    else
+        cli_usage_error(HELP, "%s: unknown value '%s' (known: %s)", name, s, list);
+    return false;
+}
+
+static const char *const norm_names[] = {"layernorm", "rmsnorm"};
+static const char *const ffn_names[] = {"gelu", "gelu_tanh", "swiglu", "geglu", "reglu"};
+static const char *const pos_names[] = {"learned", "sinusoidal", "rope", "alibi", "none"};
+static const char *const tok_names[] = {"char", "byte"};
+
+static int parse(const cli_cmd *cmd, const cli_args *a, gpt_run_cfg *c)
+{
+    *c = (gpt_run_cfg){.batch = 32, .steps = 1000, .warmup = -1, .eval_every = 250,
+                       .eval_iters = 20, .lr = 1e-3, .min_lr = -1, .weight_decay = 0.1,
+                       .grad_clip = 1.0};
+    c->model = (bn_gpt_config){.context = 64, .layers = 4, .heads = 4, .dim = 128};
+    const char *model = cli_value(cmd, a, "--model");
+    if (!model || strcmp(model, "gpt") != 0)
+        return cli_usage_error(HELP, "--model must be gpt for these options");
+    c->data = cli_value(cmd, a, "--data");
+    if (!c->data) return cli_usage_error(HELP, "--data FILE is required (a text file)");
+    c->device_name = cli_value(cmd, a, "--device");
+    if (!c->device_name) c->device_name = "cpu";
+    if (!tc_parse_device(HELP, c->device_name, &c->device)) return CLI_EXIT_USAGE;
+    const char *prec = cli_value(cmd, a, "--precision");
+    c->precision = BN_F32;
+    if (prec && strcmp(prec, "bf16") == 0) c->precision = BN_BF16;
+    else if (prec && strcmp(prec, "fp32") != 0)
+        return cli_usage_error(HELP, "--precision must be fp32 or bf16 for gpt, got '%s'", prec);
+    c->out = cli_value(cmd, a, "--out");
+    if (c->out) {
+        size_t n = strlen(c->out);
+        bool born = n > 5 && strcmp(c->out + n - 5, ".born") == 0;
+        bool st = n > 12 && strcmp(c->out + n - 12, ".safetensors") == 0;
+        if (!born && !st)
+            return cli_usage_error(HELP, "--out: '%s' must end in .born or .safetensors", c->out);
+    }
+    c->preset = cli_value(cmd, a, "--preset");
+    if (c->preset) {
+        bn_gpt_config p;
+        if (bn_gpt_preset(c->preset, &p) != BN_OK)
+            return cli_usage_error(HELP, "--preset: unknown name '%s' (known: gpt2, baby, llama)",
+                                   c->preset);
+        c->model = p;
+    }
+    int tok = 0, norm = (int)c->model.norm, ffn = (int)c->model.ffn, pos = (int)c->model.pos;
+    int64_t threads = 0, seed = 0;
+    bn_gpt_config *m = &c->model;
+    bool ok = opt_name(cmd, a, "--tokenizer", tok_names, 2, &tok) &&
+              opt_int(cmd, a, "--layers", 1, 1000, &m->layers) &&
+              opt_int(cmd, a, "--heads", 1, 1024, &m->heads) &&
+              opt_int(cmd, a, "--kv-heads", 1, 1024, &m->kv_heads) &&
+              opt_int(cmd, a, "--dim", 1, 1 << 16, &m->dim) &&
+              opt_int(cmd, a, "--context", 1, 1 << 20, &m->context) &&
+              opt_int(cmd, a, "--ffn-hidden", 1, 1 << 20, &m->ffn_hidden) &&
+              opt_name(cmd, a, "--norm", norm_names, 2, &norm) &&
+              opt_name(cmd, a, "--ffn", ffn_names, 5, &ffn) &&
+              opt_name(cmd, a, "--pos", pos_names, 5, &pos) &&
+              opt_real(cmd, a, "--dropout", 0, 1, true, &m->dropout) &&
+              opt_int(cmd, a, "--batch", 1, 1 << 20, &c->batch) &&
+              opt_int(cmd, a, "--steps", 1, 100000000, &c->steps) &&
+              opt_int(cmd, a, "--warmup", 0, 100000000, &c->warmup) &&
+              opt_int(cmd, a, "--eval-every", 1, 100000000, &c->eval_every) &&
+              opt_int(cmd, a, "--eval-iters", 1, 100000, &c->eval_iters) &&
+              opt_int(cmd, a, "--limit", 1, INT64_MAX, &c->limit) &&
+              opt_int(cmd, a, "--seed", 0, INT64_MAX, &seed) &&
+              opt_int(cmd, a, "--threads", 1, 1024, &threads) &&
+              opt_real(cmd, a, "--lr", 0, 10, false, &c->lr) &&
+              opt_real(cmd, a, "--min-lr", 0, 10, false, &c->min_lr) &&
+              opt_real(cmd, a, "--weight-decay", 0, 10, false, &c->weight_decay) &&
+              opt_real(cmd, a, "--grad-clip", 0, 1e9, false, &c->grad_clip);
+    if (!ok) return CLI_EXIT_USAGE;
+    if (!(c->lr > 0)) return cli_usage_error(HELP, "--lr must be > 0");
+    m->norm = (bn_gpt_norm)norm;
+    m->ffn = (bn_gpt_ffn)ffn;
+    m->pos = (bn_gpt_pos)pos;
+    if (cli_has(cmd, a, "--no-bias")) m->no_bias = true;
+    if (cli_has(cmd, a, "--untied")) m->untied = true;
+    if (cli_has(cmd, a, "--checkpointing")) m->checkpoint = true;
+    if (cli_has(cmd, a, "--heads") && !cli_has(cmd, a, "--kv-heads")) m->kv_heads = 0;
+    c->bytes = tok == 1;
+    c->json = cli_has(cmd, a, "--json");
+    c->seed = (uint64_t)seed;
+    c->threads = (int)threads;
+    if (c->min_lr < 0) c->min_lr = c->lr / 10;
+    if (c->warmup < 0) c->warmup = c->steps / 10 < 100 ? c->steps / 10 : 100;
+    if (c->warmup > c->steps)
+        return cli_usage_error(HELP, "--warmup %lld is longer than --steps %lld",
+                               (long long)c->warmup, (long long)c->steps);
+    /* the vocabulary comes from the data: check the rest now, with a placeholder */
+    bn_gpt_config probe = *m, r;
+    probe.vocab_size = 1;
+    if (bn_gpt_config_resolve(&probe, &r) != BN_OK) {
+        const char *msg = bn_error_message();
+        const char *colon = strstr(msg, ": ");
+        return cli_usage_error(HELP, "the model options do not fit: %s", colon ? colon + 2 : msg);
+    }
+    return TC_PARSE_OK;
+}
+
+/* ---- the run ----------------------------------------------------------------------------------- */
+
+typedef struct gpt_session {
+    bn_text_data *data;
+    bn_module *model;
+    bn_optim *decay, *no_decay;
+    bn_sched *s_decay, *s_no_decay;
+    bn_text_loader *train;
+    bn_tensor *params[4096];
+    int nparams;
+} gpt_session;
+
+static void close_session(gpt_session *s)
+{
+    bn_sched_free(s->s_decay);
+    bn_sched_free(s->s_no_decay);
+    bn_optim_free(s->decay);
+    bn_optim_free(s->no_decay);
+    bn_text_loader_free(s->train);
+    bn_module_free(s->model);
+    bn_text_data_free(s->data);
+}
+
+/* AdamW with weight decay on the matrices (embeddings and linear weights) and none on biases
+ * and norm weights, like nanoGPT; each group with its warmup-cosine schedule. */
+static int make_optimizers(const gpt_run_cfg *c, gpt_session *s)
+{
+    s->nparams = bn_module_parameters(s->model, s->params, 4096);
+    if (s->nparams < 0 || s->nparams > 4096)
+        return tc_fail("train", "%s", s->nparams < 0 ? bn_error_message() : "too many parameters");
+    bn_tensor *two[4096], *one[4096];
+    int n2 = 0, n1 = 0;
+    for (int i = 0; i < s->nparams; i++) {
+        if (bn_ndim(s->params[i]) >= 2) two[n2++] = s->params[i];
+        else one[n1++] = s->params[i];
+    }
+    bn_adam_opts o = {.lr = c->lr, .beta1 = 0.9, .beta2 = 0.99,
+                      .weight_decay = c->weight_decay > 0 ? c->weight_decay : BN_ZERO};
+    s->decay = bn_optim_adamw_params(two, n2, o);
+    o.weight_decay = BN_ZERO;
+    s->no_decay = s->decay && n1 ? bn_optim_adamw_params(one, n1, o) : NULL;
+    if (!s->decay || (n1 && !s->no_decay)) return tc_fail("train", "%s", bn_error_message());
+    s->s_decay = bn_sched_warmup_cosine(s->decay, c->warmup, c->steps, c->min_lr);
+    s->s_no_decay = s->no_decay ? bn_sched_warmup_cosine(s->no_decay, c->warmup, c->steps,
+                                                         c->min_lr)
+                                : NULL;
+    if (!s->s_decay || (s->no_decay && !s->s_no_decay))
+        return tc_fail("train", "%s", bn_error_message());
+    return CLI_EXIT_OK;
+}
+
+static int open_session(gpt_run_cfg *c, gpt_session *s)
+{
+    *s = (gpt_session){0};
+    if (c->threads && bn_set_num_threads(c->threads) != BN_OK)
+        return tc_fail("train", "%s", bn_error_message());
+    s->data = bn_text_data_load(c->data, (bn_text_data_opts){.bytes = c->bytes, .limit = c->limit});
+    if (!s->data) return tc_fail("train", "%s", bn_error_message());
+    int64_t need = c->model.context + 1;
+    int64_t ntrain = bn_text_data_len(s->data, BN_SPLIT_TRAIN);
+    int64_t nval = bn_text_data_len(s->data, BN_SPLIT_VAL);
+    if (ntrain < need || nval < need)
+        return tc_fail("train", "%s holds %lld train and %lld validation tokens; --context %lld "
+                       "needs at least %lld in each (use more text or a shorter context)",
+                       c->data, (long long)ntrain, (long long)nval, (long long)c->model.context,
+                       (long long)need);
+    c->model.vocab_size = bn_tokenizer_vocab_size(bn_text_data_tokenizer(s->data));
+    bn_manual_seed(c->seed);
+    s->model = bn_gpt_new(&c->model);
+    if (!s->model) return tc_fail("train", "%s", bn_error_message());
+    c->model = *bn_gpt_config_of(s->model);
+    if (c->device.type != BN_DEVICE_CPU && bn_module_to_device(s->model, c->device) != BN_OK)
+        return tc_fail("train", "--device %s: %s", c->device_name, bn_error_message());
+    s->train = bn_text_loader_new(s->data, BN_SPLIT_TRAIN, c->batch, c->model.context, c->seed);
+    if (!s->train) return tc_fail("train", "%s", bn_error_message());
+    return make_optimizers(c, s);
+}
+
+/* The mean loss over eval_iters fixed batches of a split (the same batches every time). */
+static bn_status estimate(const gpt_run_cfg *c, gpt_session *s, bn_text_split split, double *loss)
+{
+    bn_text_loader *l = bn_text_loader_new(s->data, split, c->batch, c->model.context,
+                                           c->seed + (split == BN_SPLIT_TRAIN ? 1 : 2));
+    if (!l) return bn_error_code();
+    bn_module_eval(s->model);
+    bn_no_grad_begin();
+    double sum = 0;
+    bn_status st = BN_OK;
+    for (int64_t i = 0; st == BN_OK && i < c->eval_iters; i++) {
+        bn_scope_begin();
+        bn_tensor *x, *y, *v = NULL;
+        st = bn_text_loader_next(l, &x, &y);
+        if (st == BN_OK && c->precision != BN_F32) st = bn_autocast_begin(c->precision);
+        if (st == BN_OK) {
+            v = bn_gpt_loss(s->model, x, y);
+            if (c->precision != BN_F32) bn_autocast_end();
+        }
+        if (st == BN_OK && !v) st = bn_error_code();
+        if (v) sum += bn_item(v);
+        bn_scope_end();
+    }
+    bn_no_grad_end();
+    bn_module_train(s->model, true);
+    bn_text_loader_free(l);
+    *loss = sum / (double)c->eval_iters;
+    return st;
+}
+
+/* One optimizer step; *loss gets the batch's loss. */
+static bn_status train_step(const gpt_run_cfg *c, gpt_session *s, double *loss)
+{
+    bn_scope_begin();
+    bn_tensor *x, *y, *l = NULL;
+    bn_status st = bn_text_loader_next(s->train, &x, &y);
+    if (st == BN_OK && c->precision != BN_F32) st = bn_autocast_begin(c->precision);
+    if (st == BN_OK) {
+        l = bn_gpt_loss(s->model, x, y);
+        if (c->precision != BN_F32) bn_autocast_end();
+    }
+    if (st == BN_OK && !l) st = bn_error_code();
+    if (st == BN_OK) {
+        *loss = bn_item(l);
+        st = bn_backward(l);
+    }
+    bn_scope_end();
+    if (st == BN_OK && c->grad_clip > 0 &&
+        bn_clip_grad_norm(s->params, s->nparams, c->grad_clip, 2.0) < 0)
+        st = bn_error_code();
+    if (st == BN_OK) st = bn_optim_step(s->decay);
+    if (st == BN_OK && s->no_decay) st = bn_optim_step(s->no_decay);
+    bn_optim_zero_grad(s->decay);
+    if (s->no_decay) bn_optim_zero_grad(s->no_decay);
+    if (st == BN_OK) st = bn_sched_step(s->s_decay);
+    if (st == BN_OK && s->s_no_decay) st = bn_sched_step(s->s_no_decay);
+    if (st == BN_OK && !isfinite(*loss))
+        st = BN_ERR_ARG, bn_error_clear();
+    return st;
+}
+
+static void print_eval(const gpt_run_cfg *c, int64_t step, double train, double val, double lr,
+                       double step_seconds, double elapsed)
+{
+    double tps = step_seconds > 0 ? (double)(c->batch * c->model.context) / step_seconds : 0;
+    if (c->json) {
+        json_writer w = jw_writer_make(stdout);
+        jw_begin_object(&w);
+        jw_key(&w, "step");
+        jw_int(&w, step);
+        jw_key(&w, "steps");
+        jw_int(&w, c->steps);
+        tc_json_number(&w, "train_loss", train);
+        tc_json_number(&w, "val_loss", val);
+        tc_json_number(&w, "lr", lr);
+        tc_json_number(&w, "ms_per_step", step_seconds * 1e3);
+        tc_json_number(&w, "tokens_per_second", tps);
+        tc_json_number(&w, "seconds", elapsed);
+        jw_end_object(&w);
+        fputc('\n', stdout);
+    } else {
+        printf("step %lld/%lld: train loss %.4f, val loss %.4f, lr %.3g, %.0f ms/step, %.0f "
+               "tokens/s, %.0f s\n",
+               (long long)step, (long long)c->steps, train, val, lr, step_seconds * 1e3, tps,
+               elapsed);
+    }
+    fflush(stdout);
+}
+
+static void print_final(const gpt_run_cfg *c, const gpt_session *s, double train, double val,
+                        double train_seconds, double total)
+{
+    double tps = train_seconds > 0 ? (double)(c->steps * c->batch * c->model.context) /
+                                         train_seconds
+                                   : 0;
+    int64_t params = bn_module_num_parameters(s->model);
+    if (!c->json) {
+        printf("final: val loss %.4f, train loss %.4f (%lld batches each), %lld steps in %.1f s "
+               "(%.0f tokens/s)\n",
+               val, train, (long long)c->eval_iters, (long long)c->steps, train_seconds, tps);
+        return;
+    }
+    const bn_gpt_config *m = &c->model;
+    json_writer w = jw_writer_make(stdout);
+    jw_begin_object(&w);
+    jw_key(&w, "final");
+    jw_bool(&w, true);
+    jw_key(&w, "model");
+    jw_string(&w, "gpt");
+    jw_key(&w, "data");
+    jw_string(&w, c->data);
+    jw_key(&w, "tokenizer");
+    jw_string(&w, c->bytes ? "byte" : "char");
+    jw_key(&w, "vocab_size");
+    jw_int(&w, m->vocab_size);
+    jw_key(&w, "layers");
+    jw_int(&w, m->layers);
+    jw_key(&w, "heads");
+    jw_int(&w, m->heads);
+    jw_key(&w, "kv_heads");
+    jw_int(&w, m->kv_heads);
+    jw_key(&w, "dim");
+    jw_int(&w, m->dim);
+    jw_key(&w, "context");
+    jw_int(&w, m->context);
+    jw_key(&w, "params");
+    jw_int(&w, params);
+    jw_key(&w, "batch");
+    jw_int(&w, c->batch);
+    jw_key(&w, "steps");
+    jw_int(&w, c->steps);
+    tc_json_number(&w, "lr", c->lr);
+    tc_json_number(&w, "dropout", m->dropout);
+    jw_key(&w, "seed");
+    jw_int(&w, (long long)c->seed);
+    jw_key(&w, "threads");
+    jw_int(&w, bn_num_threads());
+    tc_json_number(&w, "train_loss", train);
+    tc_json_number(&w, "val_loss", val);
+    tc_json_number(&w, "train_seconds", train_seconds);
+    tc_json_number(&w, "tokens_per_second", tps);
+    tc_json_number(&w, "total_seconds", total);
+    jw_end_object(&w);
+    fputc('\n', stdout);
+}
+
+static int save(const gpt_run_cfg *c, gpt_session *s, double val)
+{
+    char note[256];
+    snprintf(note, sizeof note, "{\"steps\":%lld,\"val_loss\":%.17g,\"data\":\"%s\"}",
+             (long long)c->steps, val, strpbrk(c->data, "\"\\") ? "?" : c->data);
+    bn_metadata md = {0};
+    bn_status st = bn_metadata_set(&md, "born.train", note);
+    if (st == BN_OK)
+        st = bn_gpt_save(s->model, c->out, bn_text_data_tokenizer(s->data), &md);
+    bn_metadata_free(&md);
+    if (st != BN_OK) return tc_fail("train", "%s", bn_error_message());
+    if (!c->json) printf("saved %s\n", c->out);
+    return CLI_EXIT_OK;
+}
+
+/* Every step frees and allocates the same large buffers: keep freed memory in the heap rather
+ * than returning it to the kernel, which would fault every page in again (about 15% of a small
+ * model's step on the CPU). */
+static void keep_freed_memory(void)
+{
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 512 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
+static int run_train_gpt(const cli_cmd *cmd, const cli_args *args)
+{
+    gpt_run_cfg c;
+    int rc = parse(cmd, args, &c);
+    if (rc != TC_PARSE_OK) return rc;
+    keep_freed_memory();
+    double t0 = tc_now();
+    gpt_session s;
+    rc = open_session(&c, &s);
+    if (rc != CLI_EXIT_OK) {
+        close_session(&s);
+        return rc;
+    }
+    const bn_gpt_config *m = &c.model;
+    if (!c.json)
+        printf("born train: gpt (%lld layers, %lld heads, %lld kv heads, dim %lld, context %lld, "
+               "vocab %lld, %.2fM parameters) on %s (%lld train / %lld val tokens, %s), batch "
+               "%lld, %lld steps, lr %g, %d thread%s, seed %llu\n",
+               (long long)m->layers, (long long)m->heads, (long long)m->kv_heads,
+               (long long)m->dim, (long long)m->context, (long long)m->vocab_size,
+               (double)bn_module_num_parameters(s.model) / 1e6, c.data,
+               (long long)bn_text_data_len(s.data, BN_SPLIT_TRAIN),
+               (long long)bn_text_data_len(s.data, BN_SPLIT_VAL), c.bytes ? "bytes" : "chars",
+               (long long)c.batch, (long long)c.steps, c.lr, bn_num_threads(),
+               bn_num_threads() == 1 ? "" : "s", (unsigned long long)c.seed);
+    double train_seconds = 0, since = 0, train = NAN, val = NAN;
+    int64_t steps_since = 0;
+    for (int64_t step = 1; step <= c.steps && rc == CLI_EXIT_OK; step++) {
+        double lr = bn_optim_get_lr(s.decay), loss = NAN, t = tc_now();
+        bn_status st = train_step(&c, &s, &loss);
+        double dt = tc_now() - t;
+        train_seconds += dt;
+        since += dt;
+        steps_since++;
+        if (st != BN_OK) {
+            rc = bn_error_code() != BN_OK
+                     ? tc_fail("train", "step %lld failed: %s", (long long)step,
+                               bn_error_message())
+                     : tc_fail("train", "step %lld: the loss is %g; lower --lr", (long long)step,
+                               loss);
+            break;
+        }
+        if (step % c.eval_every && step != c.steps) continue;
+        if (estimate(&c, &s, BN_SPLIT_TRAIN, &train) != BN_OK ||
+            estimate(&c, &s, BN_SPLIT_VAL, &val) != BN_OK) {
+            rc = tc_fail("train", "evaluation failed: %s", bn_error_message());
+            break;
+        }
+        print_eval(&c, step, train, val, lr, since / (double)steps_since, tc_now() - t0);
+        since = 0;
+        steps_since = 0;
+    }
+    if (rc == CLI_EXIT_OK) print_final(&c, &s, train, val, train_seconds, tc_now() - t0);
+    if (rc == CLI_EXIT_OK && c.out) rc = save(&c, &s, val);
+    close_session(&s);
+    return rc;
+}
+
+/* True when argv (a `born train` command line) asks for --model gpt. */
+bool cli_train_is_gpt(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) break;
+        if ((strcmp(a, "--model") == 0 || strcmp(a, "-m") == 0) && i + 1 < argc)
+            return strcmp(argv[i + 1], "gpt") == 0;
+        if (strcmp(a, "--model=gpt") == 0) return true;
+    }
+    return false;
+}
+
+static const cli_opt train_gpt_opts[] = {
+    {"--model", "-m", "gpt", "gpt (this page; mlp and cnn: born train --help)"},
+    {"--data", "-d", "FILE", "a text file (required); the last 10% is the validation split"},
+    {"--tokenizer", NULL, "KIND", "char (default: the file's characters) or byte"},
+    {"--preset", NULL, "NAME", "start from gpt2, baby or llama shapes (flags below override)"},
+    {"--layers", NULL, "L", "transformer blocks (default 4)"},
+    {"--heads", NULL, "H", "attention heads (default 4)"},
+    {"--kv-heads", NULL, "H", "key/value heads: fewer than --heads for GQA, 1 for MQA"},
+    {"--dim", NULL, "D", "model width, a multiple of --heads (default 128)"},
+    {"--context", NULL, "T", "tokens per sequence (default 64)"},
+    {"--ffn-hidden", NULL, "F", "FFN width (default 4 D; gated: LLaMA's 8/3 rule)"},
+    {"--norm", NULL, "KIND", "layernorm (default) or rmsnorm"},
+    {"--ffn", NULL, "KIND", "gelu (default), gelu_tanh, swiglu, geglu or reglu"},
+    {"--pos", NULL, "KIND", "learned (default), sinusoidal, rope, alibi or none"},
+    {"--no-bias", NULL, NULL, "no biases in the linear layers and LayerNorms"},
+    {"--untied", NULL, NULL, "a separate output matrix instead of the token embedding"},
+    {"--dropout", NULL, "P", "dropout probability (default 0)"},
+    {"--checkpointing", NULL, NULL, "recompute each block in backward (less memory)"},
+    {"--batch", "-b", "B", "sequences per step (default 32)"},
+    {"--steps", NULL, "N", "optimizer steps (default 1000)"},
+    {"--lr", NULL, "LR", "peak learning rate of AdamW (default 1e-3)"},
+    {"--min-lr", NULL, "LR", "learning rate at the end of the cosine (default lr / 10)"},
+    {"--warmup", NULL, "N", "linear warmup steps (default min(100, steps / 10))"},
+    {"--weight-decay", NULL, "W", "AdamW weight decay of the matrices (default 0.1)"},
+    {"--grad-clip", NULL, "C", "clip the gradient norm to C (default 1; 0: off)"},
+    {"--eval-every", NULL, "N", "estimate train/val loss every N steps (default 250)"},
+    {"--eval-iters", NULL, "N", "batches per estimate (default 20)"},
+    {"--out", NULL, "FILE", "save the model, config and tokenizer (.born or .safetensors)"},
+    {"--seed", "-s", "S", "seed of the weights and the batches (default 0)"},
+    {"--threads", "-t", "T", "CPU threads (default: OMP_NUM_THREADS or all cores)"},
+    {"--device", NULL, "DEV", "cpu (default), cuda or cuda:N"},
+    {"--precision", NULL, "P", "fp32 (default) or bf16 (autocast, f32 master weights)"},
+    {"--limit", NULL, "N", "use only the first N bytes of the file"},
+    {"--json", NULL, NULL, "one JSON object per evaluation and a final one, one per line"},
+    {NULL, NULL, NULL, NULL},
+};
+
+const cli_cmd cli_cmd_train_gpt = {
+    .name = "train",
+    .summary = "train a GPT on a text file (born train --model gpt)",
+    .args_usage = "",
+    .description =
+        "Trains a decoder-only transformer on a text file, one token per character (or byte):\n"
+        "random windows of --context tokens from the first 90% of the text, AdamW (betas 0.9,\n"
+        "0.99; weight decay on the matrices only) with linear warmup and cosine decay, gradient\n"
+        "clipping, and every --eval-every steps the mean loss of --eval-iters fixed batches of\n"
+        "the train and validation splits. --out saves the model with its config and tokenizer\n"
+        "for born generate.\n"
+        "Example: born train --model gpt --data tinyshakespeare.txt --layers 4 --heads 4 --dim\n"
+        "128 --context 64 --batch 32 --steps 2000 --lr 1e-3 --out gpt.born",
+    .opts = train_gpt_opts,
+    .max_positional = 0,
+    .run = run_train_gpt,
+};
