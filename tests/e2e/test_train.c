@@ -298,3 +298,76 @@ Test(cli_train, eval_of_a_file_that_is_not_a_model_fails_clearly)
     cr_assert(strstr(r.out, "train ") && strstr(r.out, "eval "), "%s", r.out);
     bnt_run_result_free(&r);
 }
+
+/* bn_train_epoch_ex: bf16 autocast (f32 master weights) and fp16 with loss scaling still learn
+ * the tiny set; a bad precision is a clear error. */
+Test(trainer, mixed_precision_epochs_learn_and_keep_f32_weights)
+{
+    BNT_ASSERT_NO_LEAK({
+        bn_dataset *tr = bn_mnist_load(TINY, (bn_mnist_opts){.normalize = true});
+        cr_assert_not_null(tr, "%s", bn_error_message());
+        const bn_dtype lows[] = {BN_BF16, BN_F16};
+        for (int k = 0; k < 2; k++) {
+            bn_manual_seed(5);
+            bn_module *m = bn_model_build("mlp");
+            bn_optim *o = bn_optim_adam(m, (bn_adam_opts){.lr = 1e-3});
+            bn_grad_scaler *sc =
+                bn_grad_scaler_new((bn_grad_scaler_opts){.disabled = lows[k] != BN_F16});
+            bn_loader *l = bn_loader_new(tr, (bn_loader_opts){.batch_size = 32, .seed = 1});
+            bn_train_opts to = {.precision = lows[k], .scaler = sc};
+            bn_metrics first = {0}, last = {0};
+            for (int e = 0; e < 3; e++) {
+                bn_metrics me;
+                cr_assert_eq(bn_loader_start_epoch(l, e), BN_OK);
+                cr_assert_eq(bn_train_epoch_ex(m, o, l, &to, NULL, NULL, &me), BN_OK, "%s: %s",
+                             bn_dtype_name(lows[k]), bn_error_message());
+                if (e == 0) first = me;
+                last = me;
+            }
+            cr_assert_eq(first.samples, 320);
+            cr_assert_lt(last.loss, first.loss, "%s: %g then %g", bn_dtype_name(lows[k]),
+                         first.loss, last.loss);
+            bn_tensor *p = NULL;
+            cr_assert_gt(bn_module_parameters(m, &p, 1), 0);
+            cr_assert_eq(bn_dtype_of(p), BN_F32, "master weights stay f32");
+            bn_loader_free(l);
+            bn_grad_scaler_free(sc);
+            bn_optim_free(o);
+            bn_module_free(m);
+        }
+        bn_module *m = bn_model_build("mlp");
+        bn_optim *o = bn_optim_adam(m, (bn_adam_opts){0});
+        bn_loader *l = bn_loader_new(tr, (bn_loader_opts){.batch_size = 32});
+        bn_metrics me;
+        bn_train_opts bad = {.precision = BN_I32};
+        cr_assert_eq(bn_train_epoch_ex(m, o, l, &bad, NULL, NULL, &me), BN_ERR_DTYPE);
+        bnt_assert_error(BN_ERR_DTYPE, "bn_train_epoch", "precision", "i32", NULL);
+        bn_loader_free(l);
+        bn_optim_free(o);
+        bn_module_free(m);
+        bn_dataset_free(tr);
+    });
+}
+
+Test(cli_train, precision_and_device_options)
+{
+    bnt_run_result r = BNT_RUN_BORN("train", "--model", "mlp", "--data", TINY, "--limit", "64",
+                                    "--batch", "16", "--precision", "bf16", "--json");
+    cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
+    cr_assert(strstr(r.out, "\"precision\":\"bf16\""), "%s", r.out);
+    cr_assert(strstr(r.out, "\"device\":\"cpu\""), "%s", r.out);
+    bnt_run_result_free(&r);
+    USAGE_ERROR("--precision", "fp8", "train", "--model", "mlp", "--precision", "fp8");
+    USAGE_ERROR("--device must be cpu, cuda or cuda:N", "gpu", "train", "--model", "mlp",
+                "--device", "gpu");
+    USAGE_ERROR("--device must be cpu, cuda or cuda:N", "cuda:x", "train", "--model", "mlp",
+                "--device", "cuda:x");
+    if (bn_cuda_device_count() == 0) { /* no GPU here: a clear failure naming the reason */
+        r = BNT_RUN_BORN("train", "--model", "mlp", "--data", TINY, "--limit", "64", "--device",
+                         "cuda");
+        cr_assert_eq(r.exit_code, 1, "exit %d, stderr: %s", r.exit_code, r.err);
+        cr_assert(strstr(r.err, "--device cuda"), "%s", r.err);
+        cr_assert(strstr(r.err, "not available"), "%s", r.err);
+        bnt_run_result_free(&r);
+    }
+}
