@@ -79,21 +79,7 @@ __device__ inline double log_of(double x) { return log(x); }
 /* ---- dropout: Philox 4x32-10 as core/philox.h ------------------------------------------------ */
 __device__ inline uint32_t philox_word(uint64_t seed, uint64_t counter, unsigned w)
 {
-    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-#pragma unroll
-    for (int r = 0; r < 10; r++) {
-        uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
-        uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
-        uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
-        c1 = lo1;
-        c3 = lo0;
-        c0 = n0;
-        c2 = n2;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    return w == 0 ? c0 : w == 1 ? c1 : w == 2 ? c2 : c3;
+    return bcu_philox4x32_10(seed, counter).v[w];
 }
 
 /* Whether weight (b, h, i, j) survives dropout (i < tq, j < tk). */

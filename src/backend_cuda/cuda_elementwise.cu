@@ -90,29 +90,6 @@ extern "C" int bcu_sequence(bcu_stream s, int op, const bcu_view *dst, double st
 }
 
 /* ---- random: dst contiguous; block layout as backend/cpu/copy.c ------------------------------ */
-struct PhiloxBlock {
-    uint32_t v[4];
-};
-
-__device__ static PhiloxBlock philox4x32_10(uint64_t seed, uint64_t counter)
-{
-    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    for (int r = 0; r < 10; r++) {
-        uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
-        uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
-        uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
-        c1 = lo1;
-        c3 = lo0;
-        c0 = n0;
-        c2 = n2;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    PhiloxBlock b = {{c0, c1, c2, c3}};
-    return b;
-}
-
 __device__ static double normal_from(double u1, double u2, int which)
 {
     double r = sqrt(-2.0 * log(u1));
@@ -127,7 +104,7 @@ __global__ void random_kernel(int op, int64_t n, D *out, uint64_t seed, uint64_t
     int64_t per = wide ? 2 : 4, nblocks = (n + per - 1) / per;
     GRID_LOOP(blk, nblocks)
     {
-        PhiloxBlock r = philox4x32_10(seed, counter + (uint64_t)blk);
+        BcuPhilox r = bcu_philox4x32_10(seed, counter + (uint64_t)blk);
         double vals[4];
         if (wide) {
             double u0 = (double)((((uint64_t)r.v[1] << 32) | r.v[0]) >> 11) * 0x1p-53;

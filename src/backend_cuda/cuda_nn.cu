@@ -799,31 +799,8 @@ extern "C" int bcu_nn_running_stats_update(bcu_stream s, const bcu_view *running
 }
 
 /* ---- dropout -------------------------------------------------------------------------------------
- * Philox 4x32-10 exactly as core/philox.h (and cuda_elementwise.cu): element i uses word i % 4 of
+ * Philox 4x32-10 (bcu_philox4x32_10, cuda_common.cuh): element i uses word i % 4 of
  * block counter + i / 4, u = (word >> 8) * 2^-24. */
-struct NnPhilox {
-    uint32_t v[4];
-};
-
-__device__ static NnPhilox nn_philox4x32_10(uint64_t seed, uint64_t counter)
-{
-    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    for (int r = 0; r < 10; r++) {
-        uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
-        uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
-        uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
-        c1 = lo1;
-        c3 = lo0;
-        c0 = n0;
-        c2 = n2;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    NnPhilox b = {{c0, c1, c2, c3}};
-    return b;
-}
-
 template <class T>
 __global__ void dropout_kernel(T *mask, int64_t n, double p, double keep, uint64_t seed,
                                uint64_t counter)
@@ -832,7 +809,7 @@ __global__ void dropout_kernel(T *mask, int64_t n, double p, double keep, uint64
     const T on = Tr<T>::from_d(keep), off = Tr<T>::from_d(0.0);
     GRID_LOOP(blk, nblocks)
     {
-        NnPhilox r = nn_philox4x32_10(seed, counter + (uint64_t)blk);
+        BcuPhilox r = bcu_philox4x32_10(seed, counter + (uint64_t)blk);
 #pragma unroll
         for (int k = 0; k < 4; k++) {
             const int64_t i = blk * 4 + k;
