@@ -1,10 +1,12 @@
 /* bench/attention_gpu.c — bn_attention's fused kernel on a CUDA device: median forward and
- * forward+backward times of causal f32 attention (B, H, T, D) over timed repetitions (each
+ * forward+backward times of causal attention (B, H, T, D) in f32 and/or bf16 / f16 (the
+ * tensor-core kernels) over timed repetitions (each
  * synchronised), one JSON line per shape. The backward is that of sum(out), through autograd,
  * as bench/gpu/torch_attention.py does it. FLOP/s count the model's work: 4 B H T^2 D for the
  * forward, 2.5 times that for the backward, halved when causal (FlashAttention's convention).
  *
- *   bench_attention_gpu [--reps 20] [--shapes 8x12x1024x64,1x12x4096x64] [--no-causal] */
+ *   bench_attention_gpu [--reps 20] [--shapes 8x12x1024x64,1x12x4096x64] [--no-causal]
+ *                       [--dtypes f32,bf16] */
 #include "bench_util.h"
 
 #include "born/born.h"
@@ -61,43 +63,64 @@ int main(int argc, char **argv)
     bool causal = true;
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--no-causal") == 0) causal = false;
+    const char *dtypes = arg_value(argc, argv, "--dtypes", "f32,bf16");
     char name[256] = "";
     bn_cuda_device_name(0, name, sizeof name);
     double *ms = malloc(sizeof(double) * (size_t)reps);
     if (!ms) return 1;
-    for (const char *sp = shapes; *sp;) {
-        long long B, H, T, D;
-        if (sscanf(sp, "%lldx%lldx%lldx%lld", &B, &H, &T, &D) != 4 || B < 1 || H < 1 || T < 1 ||
-            D < 1) {
-            fprintf(stderr, "bench_attention_gpu: bad shape '%.*s' (want BxHxTxD)\n",
-                    (int)strcspn(sp, ","), sp);
+    for (const char *dp = dtypes; *dp;) {
+        size_t dn = strcspn(dp, ",");
+        bn_dtype dt = strncmp(dp, "bf16", dn) == 0 && dn == 4  ? BN_BF16
+                      : strncmp(dp, "f16", dn) == 0 && dn == 3 ? BN_F16
+                      : strncmp(dp, "f32", dn) == 0 && dn == 3 ? BN_F32
+                                                               : BN_I64;
+        if (dt == BN_I64) {
+            fprintf(stderr, "bench_attention_gpu: bad dtype '%.*s' (f32, bf16 or f16)\n", (int)dn,
+                    dp);
             return 2;
         }
-        bn_manual_seed(1);
-        bn_scope_begin();
-        bn_tensor *q = bn_tensor_to(bn_randn(BN_SHAPE(B, H, T, D), BN_F32), bn_cuda(0));
-        bn_tensor *k = bn_tensor_to(bn_randn(BN_SHAPE(B, H, T, D), BN_F32), bn_cuda(0));
-        bn_tensor *v = bn_tensor_to(bn_randn(BN_SHAPE(B, H, T, D), BN_F32), bn_cuda(0));
-        if (!q || !k || !v) {
-            fprintf(stderr, "bench_attention_gpu: %s\n", bn_error_message());
-            return 1;
+        dp += dn;
+        if (*dp == ',') dp++;
+        for (const char *sp = shapes; *sp;) {
+            long long B, H, T, D;
+            if (sscanf(sp, "%lldx%lldx%lldx%lld", &B, &H, &T, &D) != 4 || B < 1 || H < 1 || T < 1 ||
+                D < 1) {
+                fprintf(stderr, "bench_attention_gpu: bad shape '%.*s' (want BxHxTxD)\n",
+                        (int)strcspn(sp, ","), sp);
+                return 2;
+            }
+            bn_manual_seed(1);
+            bn_scope_begin();
+            bn_tensor *q =
+                bn_to_dtype(bn_tensor_to(bn_randn(BN_SHAPE(B, H, T, D), BN_F32), bn_cuda(0)), dt);
+            bn_tensor *k =
+                bn_to_dtype(bn_tensor_to(bn_randn(BN_SHAPE(B, H, T, D), BN_F32), bn_cuda(0)), dt);
+            bn_tensor *v =
+                bn_to_dtype(bn_tensor_to(bn_randn(BN_SHAPE(B, H, T, D), BN_F32), bn_cuda(0)), dt);
+            if (!q || !k || !v) {
+                fprintf(stderr, "bench_attention_gpu: %s\n", bn_error_message());
+                return 1;
+            }
+            double fwd = median_ms(q, k, v, causal, false, ms, reps);
+            bn_set_requires_grad(q, true);
+            bn_set_requires_grad(k, true);
+            bn_set_requires_grad(v, true);
+            double both = median_ms(q, k, v, causal, true, ms, reps);
+            double flops = 4.0 * (double)(B * H) * (double)T * (double)T * (double)D;
+            if (causal) flops /= 2;
+            printf("{\"bench\": \"attention_gpu\", \"impl\": \"born\", \"gpu\": \"%s\", \"shape\": "
+                   "[%lld, %lld, %lld, %lld], \"causal\": %s, \"dtype\": \"%s\", \"fwd_ms\": %.4f, "
+                   "\"fwd_bwd_ms\": %.4f, \"fwd_tflops\": %.2f, \"fwd_bwd_tflops\": %.2f}\n",
+                   name, B, H, T, D, causal ? "true" : "false",
+                   dt == BN_F32    ? "f32"
+                   : dt == BN_BF16 ? "bf16"
+                                   : "f16",
+                   fwd, both, flops / fwd * 1e-9, 3.5 * flops / both * 1e-9);
+            fflush(stdout);
+            bn_scope_end();
+            sp += strcspn(sp, ",");
+            if (*sp == ',') sp++;
         }
-        double fwd = median_ms(q, k, v, causal, false, ms, reps);
-        bn_set_requires_grad(q, true);
-        bn_set_requires_grad(k, true);
-        bn_set_requires_grad(v, true);
-        double both = median_ms(q, k, v, causal, true, ms, reps);
-        double flops = 4.0 * (double)(B * H) * (double)T * (double)T * (double)D;
-        if (causal) flops /= 2;
-        printf("{\"bench\": \"attention_gpu\", \"impl\": \"born\", \"gpu\": \"%s\", \"shape\": "
-               "[%lld, %lld, %lld, %lld], \"causal\": %s, \"dtype\": \"f32\", \"fwd_ms\": %.4f, "
-               "\"fwd_bwd_ms\": %.4f, \"fwd_tflops\": %.2f, \"fwd_bwd_tflops\": %.2f}\n",
-               name, B, H, T, D, causal ? "true" : "false", fwd, both, flops / fwd * 1e-9,
-               3.5 * flops / both * 1e-9);
-        fflush(stdout);
-        bn_scope_end();
-        sp += strcspn(sp, ",");
-        if (*sp == ',') sp++;
     }
     free(ms);
     return 0;

@@ -43,6 +43,38 @@ BN_API bn_status bn_cuda_synchronize(int device);
  * turns it on at load. BN_ERR_DEVICE when there is no CUDA plugin. */
 BN_API bn_status bn_cuda_set_allow_tf32(bool allow);
 
+/* ---- CUDA graphs ----------------------------------------------------------------------------
+ * A training step of static shapes can be captured once and replayed with one launch, which
+ * removes the host's per-kernel cost (PyTorch's torch.cuda.CUDAGraph). Between begin and end
+ * the calling thread's work on the device is recorded, not run: born builds tensors, runs ops
+ * and autograd as usual, but no result is computed until a replay. Rules:
+ *  - Inputs must be static: a replay reads the same device addresses the capture read, so copy
+ *    each new batch into the tensors the capture used (bn_copy_) before replaying.
+ *  - Tensors made during the capture come from a memory pool private to the graph; those still
+ *    alive at the end (e.g. the gradients) are written again by every replay.
+ *  - Nothing inside may read a value on the host (bn_item, bn_tensor_to the CPU, ...) or
+ *    synchronise: the capture fails with BN_ERR_UNSUPPORTED. Random numbers (dropout, bn_rand)
+ *    are refused by bn_cuda_graph_end, since every replay would repeat the same draws. Scalars
+ *    passed by value (an optimizer's learning rate and bias corrections) are frozen at capture:
+ *    run the optimizer step outside the graph, after each replay.
+ *  - Host data copied to the device during the capture (a constant made on the CPU) is kept by
+ *    the graph and copied again by every replay.
+ *  - Input checks that need a value on the host are not errors inside a capture but poison the
+ *    result: a class index out of range makes bn_cross_entropy's loss and gradient NaN.
+ * One capture per thread at a time. */
+typedef struct bn_cuda_graph bn_cuda_graph;
+
+/* Starts capturing the calling thread's work on cuda:device. */
+BN_API bn_status bn_cuda_graph_begin(int device);
+/* Ends the capture of cuda:device and instantiates it; NULL (error set) when the capture failed
+ * — something inside waited for the device or drew random numbers — or there was none. */
+BN_API bn_cuda_graph *bn_cuda_graph_end(int device);
+/* Queues one replay of everything captured (asynchronous, like the ops themselves). */
+BN_API bn_status bn_cuda_graph_replay(bn_cuda_graph *g);
+/* Waits for the graph's replays, then frees it and returns its memory pool to the allocator.
+ * NULL is ignored. */
+BN_API void bn_cuda_graph_free(bn_cuda_graph *g);
+
 #ifdef __cplusplus
 }
 #endif

@@ -56,6 +56,13 @@ typedef struct bn_train_opts {
     /* Dynamic loss scaling (needed for f16): the loss is scaled before the backward and the
      * step goes through bn_grad_scaler_step / _update (skipped on inf/NaN). NULL: none. */
     bn_grad_scaler *scaler;
+    /* CUDA graphs (born/cuda.h): after two eager warm-up steps, the forward, the loss and the
+     * backward of one step are captured once and replayed for every later batch of the same
+     * shape (each batch copied into the captured input tensors first); the optimizer step runs
+     * after each replay. Needs the model on a CUDA device, no scaler and no random ops in the
+     * forward (dropout): BN_ERR_DEVICE / BN_ERR_ARG / BN_ERR_UNSUPPORTED otherwise. A batch of
+     * another shape (a short last batch) runs eagerly. */
+    bool graph;
 } bn_train_opts;
 /* bn_train_epoch with options (opts may be NULL). The batches are moved to the device of the
  * model's first parameter; on a GPU the per-batch loss and accuracy stay on the device and are

@@ -104,7 +104,10 @@ BN_API bn_tensor *bn_gated_activation(const bn_tensor *x, bn_glu_kind kind);
  * never held for the backward pass (only one chunk at a time; the backward recomputes them):
  * x (N, D), w (V, D), b (V) or NULL, target (N) i64 or i32 class indices. Honours
  * o.reduction (mean / sum / none), o.ignore_index and o.label_smoothing like bn_cross_entropy
- * (o.weight must be NULL). Gradients flow to x, w and b. f16/bf16 inputs are computed in f32.
+ * (o.weight must be NULL). Gradients flow to x, w and b. On the CPU f16/bf16 inputs are
+ * computed in f32 (the loss in their dtype). On a GPU f16/bf16 inputs — and under autocast any
+ * float inputs, cast to the region's dtype like bn_linear — keep their dtype for the three
+ * products (tensor cores, f32 accumulation), the softmax statistics are f32 and the loss is f32.
  * The backward recomputes each chunk's logits; second derivatives (create_graph) fail with
  * BN_ERR_UNSUPPORTED. */
 BN_API bn_tensor *bn_linear_cross_entropy(const bn_tensor *x, const bn_tensor *w,

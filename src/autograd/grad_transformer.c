@@ -201,6 +201,7 @@ static bn_tensor *lce_chunk_grad(const bn_lce_problem *p, const bn_tensor *xch,
                                  const bn_tensor *lse, const bn_tensor *gr, int64_t r0, int64_t R)
 {
     bn_tensor *z = bn_linear(xch, w, b);
+    if (z && z->dtype != BN_F64) z = bn_to_dtype(z, BN_F32); /* f16/bf16 products: widen */
     bn_tensor *pz = bn_exp(bn_sub(z, bn_unsqueeze(bn_narrow(lse, 0, r0, R), 1)));
     if (p->smoothing != 0) pz = bn_sub_scalar(pz, p->smoothing / (double)p->v);
     bn_tensor *tc = bn_unsqueeze(bn_narrow(t, 0, r0, R), 1);
@@ -225,7 +226,8 @@ static bn_status lce_backward(bn_node *n, const bn_tensor *grad, bn_tensor **gra
     if (bn_error_code() != BN_OK) return bn_error_code();
     const lce_ctx *c = n->ctx;
     const bn_lce_problem *p = &c->p;
-    bn_dtype cdt = x->dtype;
+    /* kdt: the products' dtype (f16/bf16 on a GPU, see ops/linear_ce.c), cdt: the rest's */
+    bn_dtype kdt = x->dtype, cdt = kdt == BN_F64 ? BN_F64 : BN_F32;
     bn_device dev = x->storage->device;
     bool need_x = bn__node_needs(n, 0), need_w = bn__node_needs(n, 1);
     bool need_b = b && bn__node_needs(n, 2);
@@ -236,9 +238,9 @@ static bn_status lce_backward(bn_node *n, const bn_tensor *grad, bn_tensor **gra
     if (c->valid) gr = bn_masked_fill(gr, bn_logical_not(c->valid), 0.0);
     if (!gr) return bn_error_code();
     if (p->n == 0) {
-        if (need_x) grads[0] = bn__out(bn__full(x->shape, 2, 0.0, cdt, dev));
-        if (need_w) grads[1] = bn__out(bn__full(w->shape, 2, 0.0, cdt, dev));
-        if (need_b) grads[2] = bn__out(bn__full(b->shape, 1, 0.0, cdt, dev));
+        if (need_x) grads[0] = bn__out(bn__full(x->shape, 2, 0.0, kdt, dev));
+        if (need_w) grads[1] = bn__out(bn__full(w->shape, 2, 0.0, kdt, dev));
+        if (need_b) grads[2] = bn__out(bn__full(b->shape, 1, 0.0, kdt, dev));
         return bn_error_code();
     }
     int64_t R = bn__lce_chunk_rows(p, bn_dtype_size(cdt), dev);
@@ -252,17 +254,19 @@ static bn_status lce_backward(bn_node *n, const bn_tensor *grad, bn_tensor **gra
         bn_scope_begin();
         bn_tensor *xch = bn_narrow(x, 0, r0, rows);
         bn_tensor *dz = lce_chunk_grad(p, xch, w, b, t, c->lse, gr, r0, rows);
+        if (kdt != cdt) dz = bn_to_dtype(dz, kdt); /* the products on tensor cores */
         if (need_x) {
             dxs[k] = bn_matmul(dz, w); /* (R, V) @ (V, D) */
             if (dxs[k]) bn_retain(dxs[k]);
             ok = dxs[k] != NULL;
         }
         if (ok && need_w) {
-            accumulate(&dw, bn_matmul(bn_transpose(dz, 0, 1), xch)); /* (V, R) @ (R, D) */
+            /* (V, R) @ (R, D), summed over the chunks in f32 */
+            accumulate(&dw, bn_to_dtype(bn_matmul(bn_transpose(dz, 0, 1), xch), cdt));
             ok = dw != NULL;
         }
         if (ok && need_b) {
-            accumulate(&db, bn_sum(dz, 0, false));
+            accumulate(&db, bn_to_dtype(bn_sum(dz, 0, false), cdt));
             ok = db != NULL;
         }
         ok = ok && dz != NULL;
@@ -272,8 +276,10 @@ static bn_status lce_backward(bn_node *n, const bn_tensor *grad, bn_tensor **gra
     for (int64_t k = 0; need_x && k < nchunks; k++) bn_release(dxs[k]);
     free(dxs);
     if (ok) {
-        grads[1] = dw ? bn__out(dw) : NULL;
-        grads[2] = db ? bn__out(db) : NULL;
+        grads[1] = dw ? bn__out(bn__to_dtype(dw, kdt)) : NULL;
+        grads[2] = db ? bn__out(bn__to_dtype(db, kdt)) : NULL;
+        bn_release(dw);
+        bn_release(db);
     } else {
         bn_release(dw);
         bn_release(db);

@@ -43,7 +43,8 @@ typedef struct bn_rope_geom {
     bool inverse;     /* rotate by -angle */
 } bn_rope_geom;
 
-/* Tensors (dtype f32 or f64, one for all; other dtypes are BN_ERR_UNSUPPORTED):
+/* Tensors (dtype f32 or f64, one for all — or f16/bf16 where takes_low_precision says so, with lse
+ * f32; other dtypes are BN_ERR_UNSUPPORTED):
  *   q (batch, hq, tq, d), k (batch, hkv, tk, d), v (batch, hkv, tk, dv), out, dout, dq... :
  *   4-D views whose last stride is 1 (other strides free);
  *   mask: NULL, or a view of ndim L + 3 whose leading L dims multiply to batch, shaped
@@ -62,6 +63,13 @@ typedef struct bn_backend_attn {
                           const bn_tview *mask, const bn_tview *out, const bn_tview *dout,
                           const bn_tview *lse, const bn_tview *dq, const bn_tview *dk,
                           const bn_tview *dv, const bn_attn_geom *g);
+
+    /* (optional) true when forward and backward take this problem in dt itself (f16 or bf16:
+     * q, k, v, out, dout, dq, dk, dv in dt, lse f32, products on tensor cores with f32
+     * accumulation; results within ~1e-2 of the f32 path, dq's last bits may vary run to run);
+     * NULL or false: ops/attention.c converts to f32 first. Asked with the problem's geometry and
+     * whether it has a mask. */
+    bool (*takes_low_precision)(bn_dtype dt, const bn_attn_geom *g, bool has_mask);
 
     /* ---- the fused element-wise transformer kernels (backend/cpu/transformer.c) ---------- */
     /* (optional) out = act(a) * b with a = x[:, :F], b = x[:, F:], act by kind (bn_glu_kind),

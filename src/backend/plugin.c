@@ -189,3 +189,57 @@ bn_status bn_cuda_synchronize(int device)
     const bn_plugin *p = cuda_for("bn_cuda_synchronize", device);
     return p ? p->synchronize(device) : BN_ERR_DEVICE;
 }
+
+/* ---- CUDA graphs ---------------------------------------------------------------------------- */
+struct bn_cuda_graph {
+    void *handle; /* the plugin's */
+};
+
+bn_status bn_cuda_graph_begin(int device)
+{
+    const bn_plugin *p = cuda_for("bn_cuda_graph_begin", device);
+    if (!p) return BN_ERR_DEVICE;
+    bn_status st = p->graph_begin(device);
+    if (st == BN_OK) bn__rng_capture_begin();
+    return st;
+}
+
+bn_cuda_graph *bn_cuda_graph_end(int device)
+{
+    const bn_plugin *p = cuda_for("bn_cuda_graph_end", device);
+    if (!p) return NULL;
+    bool drawn = bn__rng_capture_end();
+    void *h = NULL;
+    bn_status st = p->graph_end(device, &h);
+    if (st != BN_OK) return NULL;
+    if (drawn) {
+        p->graph_free(h);
+        return bn__error_null(BN_ERR_UNSUPPORTED,
+                              "bn_cuda_graph_end: the captured work drew random numbers (dropout "
+                              "or a random op); every replay would repeat the same draws, so "
+                              "capture a step without them (e.g. dropout 0)");
+    }
+    bn_cuda_graph *g = malloc(sizeof *g);
+    if (!g) {
+        p->graph_free(h);
+        return bn__error_null(BN_ERR_OOM, "bn_cuda_graph_end: out of memory");
+    }
+    g->handle = h;
+    return g;
+}
+
+bn_status bn_cuda_graph_replay(bn_cuda_graph *g)
+{
+    BN_CHECK_NULL_STATUS("bn_cuda_graph_replay", g);
+    const bn_plugin *p = bn__plugin(BN_DEVICE_CUDA);
+    if (!p) return bn__error(BN_ERR_DEVICE, "bn_cuda_graph_replay: no CUDA plugin");
+    return p->graph_launch(g->handle);
+}
+
+void bn_cuda_graph_free(bn_cuda_graph *g)
+{
+    if (!g) return;
+    const bn_plugin *p = bn__plugin(BN_DEVICE_CUDA);
+    if (p) p->graph_free(g->handle);
+    free(g);
+}

@@ -9,7 +9,7 @@
 #include "backend/backend.h"
 #include "born/cuda.h"
 
-#define BN_PLUGIN_ABI_VERSION 4u
+#define BN_PLUGIN_ABI_VERSION 5u
 #define BN_PLUGIN_ENTRY_SYMBOL "bn_plugin_entry"
 
 /* What libborn lends the plugin. */
@@ -40,6 +40,15 @@ typedef struct bn_plugin {
     bn_status (*synchronize)(int device);
     /* f32 matmuls of every device on TF32 tensor cores (true) or in full f32 (false). */
     void (*set_allow_tf32)(bool allow);
+    /* CUDA graphs (born/cuda.h bn_cuda_graph_*). graph_begin starts capturing the work the
+     * calling thread queues on device's stream (allocations during the capture come from a pool
+     * private to the graph); graph_end stops it and instantiates the graph into *graph (an
+     * opaque handle), or fails when the capture was invalidated; graph_launch queues one replay
+     * on the graph's device; graph_free waits for its replays and releases it and its pool. */
+    bn_status (*graph_begin)(int device);
+    bn_status (*graph_end)(int device, void **graph);
+    bn_status (*graph_launch)(void *graph);
+    void (*graph_free)(void *graph);
 } bn_plugin;
 
 typedef const bn_plugin *(*bn_plugin_entry_fn)(const bn_plugin_host *host);

@@ -6,6 +6,7 @@
  * queued: the next user of the block runs after them in stream order. Nothing here waits for
  * the GPU; the contracts are backend_attn.h's. */
 #include "backend_cuda/cuda_attention.h"
+#include "backend_cuda/cuda_attention_tc.h"
 #include "backend_cuda/cuda_plugin.h"
 #include "backend_cuda/cuda_transformer.h"
 
@@ -32,8 +33,16 @@ static bn_status a_forward(const bn_tview *q, const bn_tview *k, const bn_tview 
                            const bn_tview *mask, const bn_tview *out, const bn_tview *lse,
                            const bn_attn_geom *g)
 {
+    if (q->dtype == BN_F16 || q->dtype == BN_BF16)
+        return bcu_kernel_status(
+            bcu_attn_tc_forward(STREAM, V(q), V(k), V(v), V(out), V(lse), G(g)), "attention");
     return bcu_kernel_status(
         bcu_attn_forward(STREAM, V(q), V(k), V(v), VO(mask), V(out), V(lse), G(g)), "attention");
+}
+
+static bool a_takes_low_precision(bn_dtype dt, const bn_attn_geom *g, bool has_mask)
+{
+    return bcu_attn_tc_supported((int)dt, G(g), has_mask) != 0;
 }
 
 static bn_status a_backward(const bn_tview *q, const bn_tview *k, const bn_tview *v,
@@ -42,7 +51,9 @@ static bn_status a_backward(const bn_tview *q, const bn_tview *k, const bn_tview
                             const bn_tview *dv, const bn_attn_geom *g)
 {
     if (g->batch * g->hkv == 0) return BN_OK;
-    size_t nbytes = bcu_attn_backward_scratch((int)q->dtype, G(g));
+    bool tc = q->dtype == BN_F16 || q->dtype == BN_BF16;
+    size_t nbytes = tc ? bcu_attn_tc_backward_scratch((int)q->dtype, G(g))
+                       : bcu_attn_backward_scratch((int)q->dtype, G(g));
     void *scratch = NULL;
     if (nbytes > 0) {
         scratch = bcu_alloc(bcu_current(), nbytes);
@@ -52,8 +63,10 @@ static bn_status a_backward(const bn_tview *q, const bn_tview *k, const bn_tview
                              "bytes of scratch",
                              nbytes);
     }
-    int rc = bcu_attn_backward(STREAM, V(q), V(k), V(v), VO(mask), V(out), V(dout), V(lse),
-                               V(dq), V(dk), V(dv), G(g), scratch, nbytes);
+    int rc = tc ? bcu_attn_tc_backward(STREAM, V(q), V(k), V(v), V(out), V(dout), V(lse), V(dq),
+                                       V(dk), V(dv), G(g), scratch, nbytes)
+                : bcu_attn_backward(STREAM, V(q), V(k), V(v), VO(mask), V(out), V(dout), V(lse),
+                                    V(dq), V(dk), V(dv), G(g), scratch, nbytes);
     if (scratch) bcu_free(bcu_current(), scratch);
     return bcu_kernel_status(rc, "attention backward");
 }
@@ -61,6 +74,7 @@ static bn_status a_backward(const bn_tview *q, const bn_tview *k, const bn_tview
 const bn_backend_attn bcu_attn = {
     .forward = a_forward,
     .backward = a_backward,
+    .takes_low_precision = a_takes_low_precision,
     .glu_forward = bcu_tf_glu_forward,
     .glu_backward = bcu_tf_glu_backward,
     .rope = bcu_tf_rope,

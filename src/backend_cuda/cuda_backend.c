@@ -89,6 +89,8 @@ static const bn_backend *select_device(int index)
     return &cuda_backend;
 }
 
+cuda_device *bcu_select(int index) { return select_device(index) ? &devices[index] : NULL; }
+
 static int device_count(void) { return device_total; }
 static const char *why(void) { return why_text; }
 
@@ -103,6 +105,11 @@ static bn_status device_name(int index, char *buf, size_t n)
 static bn_status synchronize_device(int index)
 {
     if (!select_device(index)) return BN_ERR_DEVICE;
+    if (devices[index].capturing)
+        return bcu_error(BN_ERR_UNSUPPORTED,
+                         "bn_cuda_synchronize: cuda:%d is capturing a CUDA graph; nothing queued "
+                         "since bn_cuda_graph_begin has run yet",
+                         index);
     return bcu_check(cudaStreamSynchronize(devices[index].stream), "cudaStreamSynchronize");
 }
 
@@ -140,7 +147,7 @@ static void cuda_free(void *p) { bcu_free(bcu_current(), p); }
 static void vsync(void)
 {
     cuda_device *d = bcu_current();
-    if (d) bcu_check(cudaStreamSynchronize(d->stream), "cudaStreamSynchronize");
+    if (d && !d->capturing) bcu_check(cudaStreamSynchronize(d->stream), "cudaStreamSynchronize");
 }
 
 /* ---- the vtable: kernels that forward to cuda_*.cu ------------------------------------------- */
@@ -248,6 +255,10 @@ static const bn_plugin plugin_table = {
     .memory_stats = memory_stats,
     .empty_cache = empty_cache,
     .synchronize = synchronize_device,
+    .graph_begin = bcu_graph_begin,
+    .graph_end = bcu_graph_end,
+    .graph_launch = bcu_graph_launch,
+    .graph_free = bcu_graph_free,
     .set_allow_tf32 = set_allow_tf32,
 };
 

@@ -50,20 +50,42 @@ static bool is_contiguous(const int64_t *shape, const int64_t *st, int ndim)
     return true;
 }
 
+/* Dims of size 1 are dropped and a dim is merged into the next when every operand steps over
+ * both as one (stride[d] == stride[d + 1] * shape[d + 1]), so a broadcast bias over (N, D) stays
+ * 2-D and a contiguous tensor 1-D; offsets fit 32-bit arithmetic whenever the element count and
+ * every operand's reach do (geo_offsets then divides in 32 bits). */
 Geo make_geo(const bcu_view *const *ops, int nops)
 {
     Geo g;
-    g.ndim = ops[0]->ndim;
     g.nops = nops;
     g.n = 1;
     g.contig = true;
-    for (int d = 0; d < g.ndim; d++) {
-        g.shape[d] = ops[0]->shape[d];
-        g.n *= g.shape[d];
+    g.ndim = 0;
+    int nd = ops[0]->ndim;
+    for (int d = 0; d < nd; d++) g.n *= ops[0]->shape[d];
+    for (int k = 0; k < nops; k++)
+        if (!is_contiguous(ops[0]->shape, ops[k]->strides, nd)) g.contig = false;
+    for (int d = 0; d < nd; d++) {
+        int64_t len = ops[0]->shape[d];
+        if (len == 1 && g.n != 0) continue;
+        bool merge = g.ndim > 0;
+        for (int k = 0; merge && k < nops; k++)
+            merge = g.st[k][g.ndim - 1] == ops[k]->strides[d] * len;
+        if (merge) {
+            g.shape[g.ndim - 1] *= len;
+            for (int k = 0; k < nops; k++) g.st[k][g.ndim - 1] = ops[k]->strides[d];
+            continue;
+        }
+        g.shape[g.ndim] = len;
+        for (int k = 0; k < nops; k++) g.st[k][g.ndim] = ops[k]->strides[d];
+        g.ndim++;
     }
-    for (int k = 0; k < nops; k++) {
-        for (int d = 0; d < g.ndim; d++) g.st[k][d] = ops[k]->strides[d];
-        if (!is_contiguous(g.shape, g.st[k], g.ndim)) g.contig = false;
+    g.i32 = g.n <= INT32_MAX;
+    for (int k = 0; g.i32 && k < nops; k++) {
+        int64_t reach = 0;
+        for (int d = 0; d < g.ndim; d++)
+            reach += (g.shape[d] - 1) * (g.st[k][d] < 0 ? -g.st[k][d] : g.st[k][d]);
+        g.i32 = reach <= INT32_MAX;
     }
     return g;
 }

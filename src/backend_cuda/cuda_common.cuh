@@ -26,6 +26,7 @@ size_t dtype_size(int dtype);
 struct Geo {
     int ndim, nops;
     bool contig; /* every operand contiguous in out's shape: offset = flat index */
+    bool i32;    /* n and every operand's offsets below 2^31: 32-bit index arithmetic */
     int64_t n;
     int64_t shape[BCU_MAX_DIMS];
     int64_t st[BCU_OPS][BCU_MAX_DIMS];
@@ -40,6 +41,15 @@ __device__ inline void geo_offsets(const Geo &g, int64_t i, int64_t *off)
         return;
     }
     for (int k = 0; k < g.nops; k++) off[k] = 0;
+    if (g.i32) { /* 64-bit division costs several times a 32-bit one */
+        uint32_t r = (uint32_t)i;
+        for (int d = g.ndim - 1; d >= 0; d--) {
+            uint32_t len = (uint32_t)g.shape[d], idx = r % len;
+            r /= len;
+            for (int k = 0; k < g.nops; k++) off[k] += (int64_t)((int32_t)idx * (int32_t)g.st[k][d]);
+        }
+        return;
+    }
     for (int d = g.ndim - 1; d >= 0; d--) {
         int64_t idx = i % g.shape[d];
         i /= g.shape[d];

@@ -17,6 +17,13 @@ bn_status bcu_blas_init(cuda_device *d)
     if (cublasCreate(&d->blas) != CUBLAS_STATUS_SUCCESS)
         return bcu_error(BN_ERR_INTERNAL, "cuBLAS: cublasCreate failed on cuda:%d", d->index);
     cublasSetStream(d->blas, d->stream);
+    /* an explicit workspace: cuBLAS then allocates nothing per call, which CUDA graph captures
+     * need (its size is NVIDIA's recommendation for Hopper) */
+    const size_t ws = (size_t)32 << 20;
+    if (cudaMalloc(&d->blas_workspace, ws) == cudaSuccess)
+        cublasSetWorkspace(d->blas, d->blas_workspace, ws);
+    else
+        cudaGetLastError(), d->blas_workspace = NULL;
     cublasSetMathMode(d->blas, __atomic_load_n(&bcu_allow_tf32, __ATOMIC_RELAXED)
                                    ? CUBLAS_TF32_TENSOR_OP_MATH
                                    : CUBLAS_DEFAULT_MATH);

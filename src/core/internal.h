@@ -139,6 +139,15 @@ void bn__store_f64(void *p, bn_dtype dt, double v);
 
 /* Per-thread generator: returns the counter base for n Philox blocks and advances it. */
 void bn__rng_take(uint64_t nblocks, uint64_t *seed, uint64_t *counter);
+/* CUDA graph captures (backend/plugin.c): while the thread captures, bn__rng_take notes that
+ * random numbers were drawn (a replay would repeat them); bn__rng_capture_end returns whether any
+ * were. */
+void bn__rng_capture_begin(void);
+bool bn__rng_capture_end(void);
+/* True while the calling thread captures a CUDA graph: checks that would read a value back to
+ * the host (a class index out of range, ...) must then poison their result with NaN instead,
+ * since no value exists until a replay. */
+bool bn__capturing(void);
 
 /* Aligned host allocation (64 bytes); free with bn__free_aligned. */
 void *bn__alloc_aligned(size_t nbytes);

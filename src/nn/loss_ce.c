@@ -296,7 +296,10 @@ static bn_tensor *coefs_index_device(const ce_problem *p, const bn_ce_opts *o, c
     if (valid) bad = bn_logical_and(bad, valid);
     bn_tensor *any = bn_any(bad, BN_ALL, false);
     if (!any) return NULL;
-    if (bn_item(any) != 0) {
+    /* while a CUDA graph is captured there is no value to read: a bad target makes the
+     * coefficients (so the loss and its gradient) NaN instead */
+    bool capturing = bn__capturing();
+    if (!capturing && bn_item(any) != 0) {
         report_bad_target(p, o, t);
         return NULL;
     }
@@ -323,6 +326,7 @@ static bn_tensor *coefs_index_device(const ce_problem *p, const bn_ce_opts *o, c
         if (valid) sm = bn_where(valid, sm, zero);
         A = bn_add(A, sm);
     }
+    if (capturing) A = bn_where(any, dev_scalar(NAN, cdt, dev), A);
     return A;
 }
 

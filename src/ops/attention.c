@@ -224,9 +224,20 @@ static bn_tensor *attention_fused(const char *fn, const bn_backend *be, const bn
 {
     bn_dtype dt = q->dtype, cdt = dt == BN_F64 ? BN_F64 : BN_F32;
     bn_device dev = q->storage->device;
+    bn_attn_geom g = {.batch = s->batch, .hq = s->hq, .hkv = s->hkv, .tq = s->tq, .tk = s->tk,
+                      .d = s->d, .dv = s->dv, .scale = scale, .causal = o->causal};
+    if (o->training && o->dropout_p > 0) {
+        g.dropout_p = o->dropout_p;
+        uint64_t n = (uint64_t)s->batch * (uint64_t)s->hq * (uint64_t)s->tq * (uint64_t)s->tk;
+        bn__rng_take((n + 3) / 4, &g.seed, &g.counter);
+    }
+    /* f16/bf16 stay as they are where the backend has tensor-core kernels for the problem */
+    bool low = (dt == BN_F16 || dt == BN_BF16) && be->attn->takes_low_precision &&
+               be->attn->takes_low_precision(dt, &g, o->mask != NULL);
+    bn_dtype kdt = low ? dt : cdt;
     int64_t sshape[BN_MAX_DIMS];
     int snd = score_shape(s, sshape);
-    bn_tensor *qc = prep(q, cdt), *kc = prep(k, cdt), *vc = prep(v, cdt), *mc = NULL;
+    bn_tensor *qc = prep(q, kdt), *kc = prep(k, kdt), *vc = prep(v, kdt), *mc = NULL;
     if (o->mask) {
         bn_tensor *m = o->mask->dtype == BN_BOOL ? bn__contiguous(o->mask)
                                                  : prep(o->mask, cdt);
@@ -236,20 +247,13 @@ static bn_tensor *attention_fused(const char *fn, const bn_backend *be, const bn
     int64_t oshape[BN_MAX_DIMS];
     score_shape(s, oshape);
     oshape[snd - 1] = s->dv;
-    bn_tensor *out = bn__empty(oshape, snd, cdt, dev);
+    bn_tensor *out = bn__empty(oshape, snd, kdt, dev);
     int64_t lshape[3] = {s->batch, s->hq, s->tq};
     bn_tensor *lse = bn__empty(lshape, 3, cdt, dev);
     bn_tensor *tmp[6] = {qc, kc, vc, mc, out, lse};
     if (!qc || !kc || !vc || (o->mask && !mc) || !out || !lse) {
         for (int i = 0; i < 6; i++) bn_release(tmp[i]);
         return NULL;
-    }
-    bn_attn_geom g = {.batch = s->batch, .hq = s->hq, .hkv = s->hkv, .tq = s->tq, .tk = s->tk,
-                      .d = s->d, .dv = s->dv, .scale = scale, .causal = o->causal};
-    if (o->training && o->dropout_p > 0) {
-        g.dropout_p = o->dropout_p;
-        uint64_t n = (uint64_t)s->batch * (uint64_t)s->hq * (uint64_t)s->tq * (uint64_t)s->tk;
-        bn__rng_take((n + 3) / 4, &g.seed, &g.counter);
     }
     bn_tview qv = view4(qc, s->batch, s->hq, s->tq, s->d);
     bn_tview kv = view4(kc, s->batch, s->hkv, s->tk, s->d);
@@ -260,7 +264,7 @@ static bn_tensor *attention_fused(const char *fn, const bn_backend *be, const bn
     bn_tensor *res = NULL;
     if (st == BN_OK) {
         /* a header of its own: the node saves `out`, and must not hold the tensor it returns */
-        res = dt == cdt ? bn__view(out, out->ndim, out->shape, out->strides, out->offset)
+        res = dt == kdt ? bn__view(out, out->ndim, out->shape, out->strides, out->offset)
                         : bn__to_dtype(out, dt);
         res = bn__grad_attention(q, k, v, qc, kc, vc, mc, out, lse, &g, res);
     }

@@ -7,8 +7,11 @@
  * smoothed; the mean divides by the number of counted rows, and is NaN when there are none).
  * The node keeps x, w, b, the targets and the (N) log-sum-exp; its rule
  * (autograd/grad_transformer.c) recomputes the chunks. Everything is composed of public ops on
- * the inputs' device (matmul, logsumexp, gather, sum): it runs wherever those do. f16/bf16
- * inputs are computed in f32; per-row losses and their reduction in f64. */
+ * the inputs' device (matmul, logsumexp, gather, sum): it runs wherever those do. On the CPU
+ * f16/bf16 inputs are computed in f32. On a GPU they stay in their dtype for the three products
+ * (tensor cores, f32 accumulation; under autocast the inputs are cast to the region's dtype,
+ * like bn_linear) and each logits chunk is widened to f32 for the softmax statistics; per-row
+ * losses and their reduction are in f64 everywhere. */
 #include "amp/amp_internal.h"
 #include "autograd/grad_transformer.h"
 #include "born/transformer.h"
@@ -95,7 +98,7 @@ static bool check_targets(const char *fn, const bn_tensor *t, const bn_tensor *v
 static bool lce_rows(const bn_lce_problem *p, const bn_tensor *x, const bn_tensor *w,
                      const bn_tensor *b, const bn_tensor *t, bn_tensor **loss, bn_tensor **lse)
 {
-    int64_t R = bn__lce_chunk_rows(p, bn_dtype_size(x->dtype), x->storage->device);
+    int64_t R = bn__lce_chunk_rows(p, x->dtype == BN_F64 ? 8 : 4, x->storage->device);
     int64_t nchunks = (p->n + R - 1) / R;
     bn_tensor **parts = calloc((size_t)(2 * nchunks + 1), sizeof *parts);
     if (!parts) return bn__error(BN_ERR_OOM, "bn_linear_cross_entropy: out of memory"), false;
@@ -104,6 +107,7 @@ static bool lce_rows(const bn_lce_problem *p, const bn_tensor *x, const bn_tenso
         int64_t r0 = k * R, rows = p->n - r0 < R ? p->n - r0 : R;
         bn_scope_begin();
         bn_tensor *z = bn_linear(bn_narrow(x, 0, r0, rows), w, b); /* (R, V) */
+        if (z && z->dtype != BN_F64) z = bn_to_dtype(z, BN_F32);
         bn_tensor *tc = bn_unsqueeze(bn_narrow(t, 0, r0, rows), 1);
         bn_tensor *lse_c = bn_logsumexp(z, 1, false);
         bn_tensor *zt = bn_squeeze(bn_gather(z, 1, tc), 1);
@@ -125,7 +129,8 @@ static bool lce_rows(const bn_lce_problem *p, const bn_tensor *x, const bn_tenso
     }
     if (nchunks == 0) {
         *loss = bn__out(bn__full((int64_t[]){0}, 1, 0.0, BN_F64, x->storage->device));
-        *lse = bn__out(bn__full((int64_t[]){0}, 1, 0.0, x->dtype, x->storage->device));
+        *lse = bn__out(bn__full((int64_t[]){0}, 1, 0.0, x->dtype == BN_F64 ? BN_F64 : BN_F32,
+                                x->storage->device));
     } else {
         *loss = bn_cat(parts, (int)nchunks, 0);
         *lse = bn_cat(parts + nchunks, (int)nchunks, 0);
@@ -141,17 +146,25 @@ bn_tensor *bn_linear_cross_entropy(const bn_tensor *x, const bn_tensor *w, const
     BN_CHECK_NULL(fn, x);
     BN_CHECK_NULL(fn, w);
     BN_CHECK_NULL(fn, target);
-    BN_AUTOCAST_F32(bn_linear_cross_entropy(ac[0], ac[1], ac[2], ac[3], o), x, w, b, target);
+    if (x->storage->device.type == BN_DEVICE_CPU)
+        BN_AUTOCAST_F32(bn_linear_cross_entropy(ac[0], ac[1], ac[2], ac[3], o), x, w, b, target);
+    else
+        BN_AUTOCAST_LOW(bn_linear_cross_entropy(ac[0], ac[1], ac[2], ac[3], o), x, w, b, target);
     if (!check_inputs(fn, x, w, b, target, &o)) return NULL;
     bn_dtype cdt = x->dtype == BN_F64 ? BN_F64 : BN_F32;
+    /* the products' dtype (see the top) */
+    bn_dtype kdt = (x->dtype == BN_F16 || x->dtype == BN_BF16) &&
+                           x->storage->device.type != BN_DEVICE_CPU
+                       ? x->dtype
+                       : cdt;
     bn_lce_problem p = {.n = x->shape[0], .d = x->shape[1], .v = w->shape[0],
                         .smoothing = o.label_smoothing, .reduction = (int)o.reduction};
     /* the chunks' ops record nothing: the one node is recorded below */
     int grad_mode = bn__grad_override(BN_GRAD_OFF);
     bn__scope_suspend();
     bn_scope_begin();
-    bn_tensor *xc = bn_to_dtype(x, cdt), *wc = bn_to_dtype(w, cdt);
-    bn_tensor *bc = b ? bn_to_dtype(b, cdt) : NULL;
+    bn_tensor *xc = bn_to_dtype(x, kdt), *wc = bn_to_dtype(w, kdt);
+    bn_tensor *bc = b ? bn_to_dtype(b, kdt) : NULL;
     bn_tensor *t = bn_to_dtype(target, BN_I64);
     bn_tensor *valid = NULL, *loss = NULL, *lse = NULL, *out = NULL;
     bool ok = xc && wc && (!b || bc) && t;
@@ -174,7 +187,9 @@ bn_tensor *bn_linear_cross_entropy(const bn_tensor *x, const bn_tensor *w, const
         if (valid) loss = bn_masked_fill(loss, bn_logical_not(valid), 0.0);
         if (o.reduction != BN_REDUCTION_NONE) loss = bn_sum(loss, BN_ALL, false);
         if (o.reduction == BN_REDUCTION_MEAN) loss = bn_div_scalar(loss, p.counted); /* 0/0: NaN */
-        out = bn_to_dtype(loss, x->dtype);
+        /* f16/bf16 products give an f32 loss (the loss needs range and digits, like
+         * bn_cross_entropy under autocast) */
+        out = bn_to_dtype(loss, kdt != cdt ? cdt : x->dtype);
         ok = out != NULL;
     }
     /* what outlives the scope: the result, and what the node keeps */

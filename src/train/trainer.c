@@ -1,13 +1,17 @@
 /* train/trainer.c — the training loop and evaluation for classifiers: cross-entropy on logits
  * (B, C) against i64 labels (B), accuracy from the argmax, and for evaluation a confusion
  * matrix. Each batch runs inside its own scope, so every temporary of a step is gone when the
- * step ends; only the module's parameters and the optimizer's state persist. */
+ * step ends; only the module's parameters and the optimizer's state persist. With
+ * bn_train_opts.graph the forward + loss + backward of a step are captured once as a CUDA graph
+ * and replayed (graph_* below). */
 #include "born/amp.h"
+#include "born/cuda.h"
 #include "born/nn.h"
 #include "born/optim.h"
 #include "born/train.h"
 #include "core/internal.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -25,19 +29,25 @@ void bn_metrics_free(bn_metrics *m)
     m->confusion = NULL;
 }
 
-/* Adds a batch's loss (mean over its rows) and correct count to m. */
-static void accumulate(bn_metrics *m, double batch_loss, int64_t rows, int64_t correct)
+/* Adds nb batches' mean loss (over their rows) and correct count to m. */
+static void accumulate_n(bn_metrics *m, int64_t nb, double batch_loss, int64_t rows,
+                         int64_t correct)
 {
     double sum = m->loss * (double)m->samples + batch_loss * (double)rows;
     m->samples += rows;
     m->correct += correct;
-    m->batches++;
+    m->batches += nb;
     m->loss = m->samples ? sum / (double)m->samples : 0;
     m->accuracy = m->samples ? (double)m->correct / (double)m->samples : 0;
 }
 
 /* logits (B, C), y (B) i64 → predictions (B) i64 in pred (caller's buffer of B) and the number
  * equal to y. */
+static void accumulate(bn_metrics *m, double batch_loss, int64_t rows, int64_t correct)
+{
+    accumulate_n(m, 1, batch_loss, rows, correct);
+}
+
 static int64_t count_correct(const bn_tensor *logits, const bn_tensor *y, int64_t *pred)
 {
     bn_tensor *am = bn_argmax(logits, 1, false);
@@ -152,6 +162,110 @@ static bn_status train_step(bn_module *m, bn_optim *o, const bn_train_opts *to, 
     return BN_OK;
 }
 
+
+/* ---- CUDA graph steps ------------------------------------------------------------------------- */
+#define GRAPH_WARMUP 2 /* eager steps first: the optimizer's state and cuBLAS's plans exist */
+
+typedef struct graph_state {
+    bn_cuda_graph *g;
+    bn_tensor *x, *y;            /* the captured inputs: every batch is copied into them */
+    bn_tensor *loss, *correct;   /* device sums (f64, i64) over the replays not yet read */
+    int64_t count;               /* replays since the last read */
+} graph_state;
+
+static void graph_drop(graph_state *gs)
+{
+    bn_cuda_graph_free(gs->g);
+    bn_release(gs->x);
+    bn_release(gs->y);
+    bn_release(gs->loss);
+    bn_release(gs->correct);
+    *gs = (graph_state){0};
+}
+
+static bool same_shape(const bn_tensor *a, const bn_tensor *b)
+{
+    if (bn_ndim(a) != bn_ndim(b) || bn_dtype_of(a) != bn_dtype_of(b)) return false;
+    for (int d = 0; d < bn_ndim(a); d++)
+        if (bn_dim(a, d) != bn_dim(b, d)) return false;
+    return true;
+}
+
+/* Records forward, loss, backward and the metric sums of one step on the static inputs. */
+static bn_status graph_capture(bn_module *m, bn_optim *o, const bn_train_opts *to, bn_device dev,
+                               graph_state *gs)
+{
+    bn_optim_zero_grad(o); /* the backward makes the gradients, so each replay overwrites them */
+    bn_status st = bn_cuda_graph_begin(dev.index);
+    if (st != BN_OK) return st;
+    bn_scope_begin();
+    bool autocast = to->precision == BN_BF16 || to->precision == BN_F16;
+    if (autocast) st = bn_autocast_begin(to->precision);
+    bn_tensor *logits = st == BN_OK ? bn_module_forward(m, gs->x) : NULL;
+    bn_tensor *loss = logits ? bn_cross_entropy(logits, gs->y, (bn_ce_opts){0}) : NULL;
+    if (autocast && st == BN_OK) bn_autocast_end();
+    if (loss) st = bn_backward(loss);
+    if (loss && st == BN_OK) {
+        bn_no_grad_begin();
+        bn_tensor *correct = bn_sum(bn_eq(bn_argmax(logits, 1, false), gs->y), BN_ALL, false);
+        bn_tensor *l = bn_add(gs->loss, bn_detach(loss));
+        if (!correct || !l || bn_copy_(gs->loss, l) != BN_OK ||
+            bn_copy_(gs->correct, bn_add(gs->correct, correct)) != BN_OK)
+            st = bn_error_code();
+        bn_no_grad_end();
+    } else if (st == BN_OK) {
+        st = bn_error_code();
+    }
+    bn_scope_end();
+    /* end the capture even after an error: the stream must leave capture mode */
+    if (st != BN_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", bn_error_message());
+        bn_cuda_graph_free(bn_cuda_graph_end(dev.index));
+        return bn__error(st, "%s", msg);
+    }
+    gs->g = bn_cuda_graph_end(dev.index);
+    return gs->g ? BN_OK : bn_error_code();
+}
+
+/* Reads and clears the device sums into out. */
+static bn_status graph_flush(graph_state *gs, bn_metrics *out)
+{
+    if (gs->count == 0) return BN_OK;
+    double l = bn_item(gs->loss), c = bn_item(gs->correct);
+    bn_status st = bn_error_code();
+    if (st == BN_OK) {
+        int64_t rows = bn_dim(gs->y, 0);
+        accumulate_n(out, gs->count, l / (double)gs->count, rows * gs->count, (int64_t)c);
+        st = bn_fill_(gs->loss, 0);
+        if (st == BN_OK) st = bn_fill_(gs->correct, 0);
+    }
+    gs->count = 0;
+    return st;
+}
+
+/* One step of the graph on (x, y): capture it first when there is none yet. Runs in the
+ * caller's scope. */
+static bn_status graph_step(bn_module *m, bn_optim *o, const bn_train_opts *to, bn_device dev,
+                            bn_tensor *x, bn_tensor *y, graph_state *gs)
+{
+    bn_status st = check_batch("bn_train_epoch", y);
+    if (st != BN_OK || (st = batch_to(dev, &x, &y)) != BN_OK) return st;
+    if (!gs->g) {
+        /* tensors of their own (the batch may be a view of the data set), outside any scope */
+        gs->x = bn__empty(x->shape, x->ndim, x->dtype, dev);
+        gs->y = bn__empty(y->shape, y->ndim, y->dtype, dev);
+        gs->loss = bn__full(NULL, 0, 0.0, BN_F64, dev);
+        gs->correct = bn__full(NULL, 0, 0.0, BN_I64, dev);
+        if (!gs->x || !gs->y || !gs->loss || !gs->correct) return bn_error_code();
+    }
+    if ((st = bn_copy_(gs->x, x)) != BN_OK || (st = bn_copy_(gs->y, y)) != BN_OK) return st;
+    if (!gs->g && (st = graph_capture(m, o, to, dev, gs)) != BN_OK) return st;
+    if ((st = bn_cuda_graph_replay(gs->g)) != BN_OK) return st;
+    gs->count++;
+    return bn_optim_step(o);
+}
+
 bn_status bn_train_epoch(bn_module *m, bn_optim *o, bn_loader *l, bn_progress_fn progress,
                          void *ctx, bn_metrics *out)
 {
@@ -175,6 +289,17 @@ bn_status bn_train_epoch_ex(bn_module *m, bn_optim *o, bn_loader *l, const bn_tr
     bn_error_clear(); /* the end of the epoch is told from a failure by the error slot */
     bn_module_train(m, true);
     bn_device dev = module_device(m);
+    if (to.graph && dev.type != BN_DEVICE_CUDA)
+        return bn__error(BN_ERR_DEVICE,
+                         "bn_train_epoch: opts->graph needs the model on a CUDA device (its "
+                         "parameters are on the %s)",
+                         dev.type == BN_DEVICE_CPU ? "CPU" : "another device");
+    if (to.graph && to.scaler)
+        return bn__error(BN_ERR_ARG,
+                         "bn_train_epoch: opts->graph cannot be combined with a loss scaler (its "
+                         "scale changes between steps; use bf16 rather than f16)");
+    graph_state gs = {0};
+    int64_t step = 0;
     pending p = {.flush_every = dev.type == BN_DEVICE_CPU ? 1 : PENDING_MAX};
     double t0 = now_seconds();
     int64_t nb = bn_loader_num_batches(l);
@@ -183,17 +308,26 @@ bn_status bn_train_epoch_ex(bn_module *m, bn_optim *o, bn_loader *l, const bn_tr
         bn_scope_begin();
         bn_tensor *x, *y;
         bool more = bn_loader_next(l, &x, &y);
-        if (more) st = train_step(m, o, &to, dev, x, y, &p);
+        bool graphed = more && to.graph && step >= GRAPH_WARMUP &&
+                       (!gs.g || (same_shape(x, gs.x) && same_shape(y, gs.y)));
+        if (graphed && !gs.g && p.count > 0) st = pending_flush(&p, out);
+        if (more && st == BN_OK)
+            st = graphed ? graph_step(m, o, &to, dev, x, y, &gs) : train_step(m, o, &to, dev, x, y, &p);
+        step++;
         bn_scope_end();
         if (!more) {
             st = bn_error_code();
             break;
         }
         if (st == BN_OK && p.count >= p.flush_every) st = pending_flush(&p, out);
+        bool flushed = p.count == 0 && !gs.g;
+        if (st == BN_OK && gs.count >= PENDING_MAX) st = graph_flush(&gs, out), flushed = true;
         out->seconds = now_seconds() - t0;
         if (st != BN_OK) break;
-        if (progress && p.count == 0) progress(ctx, out->batches, nb, out);
+        if (progress && flushed) progress(ctx, out->batches, nb, out);
     }
+    if (st == BN_OK) st = graph_flush(&gs, out);
+    graph_drop(&gs);
     if (st == BN_OK) {
         st = pending_flush(&p, out);
         if (st == BN_OK && progress && out->batches) progress(ctx, out->batches, nb, out);

@@ -182,7 +182,34 @@ Test(cuda_attention, fused_matches_cpu_f64)
     });
 }
 
-/* f16 / bf16 inputs are converted to f32 by ops/attention.c; the kernel sees f32. */
+/* f16 / bf16 inputs without a mask, head dims 64 / 128: the tensor-core kernels
+ * (cuda_attention_tc.cu) take them as they are; against the CPU, which computes in f32 from the
+ * same rounded inputs. Dropout keeps exactly the CPU's weights. */
+Test(cuda_attention, tensor_core_kernels_match_cpu_in_bf16_and_f16)
+{
+    NEED_GPU();
+    static const attn_case cases[] = {
+        {"tc mha d64", 2, 4, 4, 100, 100, 64, 64, false, 0, 0, false},
+        {"tc causal d64", 2, 3, 3, 257, 257, 64, 64, true, 0, 0, false},
+        {"tc gqa causal d128", 1, 8, 2, 130, 130, 128, 128, true, 0, 0, false},
+        {"tc mqa kv cache tq<tk", 1, 4, 1, 33, 150, 64, 64, true, 0, 0, false},
+        {"tc causal tq>tk rows see no key", 2, 2, 2, 90, 40, 64, 64, true, 0, 0, false},
+        {"tc one query row", 1, 4, 2, 1, 90, 128, 128, true, 0, 0, false},
+        {"tc ragged", 1, 2, 2, 17, 23, 64, 64, false, 0, 0, false},
+        {"tc two leading dims", 2, 4, 2, 40, 52, 64, 64, true, 0, 0, true},
+        {"tc dropout gqa causal", 2, 4, 2, 67, 70, 64, 64, true, 0, 0.3, false},
+        {"tc dropout d128", 1, 2, 2, 70, 70, 128, 128, false, 0, 0.2, false},
+    };
+    BNT_ASSERT_NO_LEAK({
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            compare_with_cpu(&cases[i], BN_BF16, BN_ATTN_FUSED, 3e-2, 3e-2);
+            compare_with_cpu(&cases[i], BN_F16, BN_ATTN_FUSED, 5e-3, 5e-3);
+        }
+    });
+}
+
+/* f16 / bf16 inputs the tensor-core kernels do not take (a mask, head dims other than 64 and
+ * 128) are converted to f32 by ops/attention.c; the kernel sees f32. */
 Test(cuda_attention, half_inputs_run_in_f32)
 {
     NEED_GPU();

@@ -414,6 +414,45 @@ Test(cuda_transformer, linear_cross_entropy_matches_cpu)
     });
 }
 
+/* bf16 / f16 on the GPU: the three products on tensor cores in the input dtype (the logits
+ * chunk widened to f32 for the softmax statistics, the loss in f32); against the CPU's f32
+ * computation from the same rounded inputs, to the low dtype's precision relative to each
+ * result's largest value. */
+Test(cuda_transformer, linear_cross_entropy_in_bf16_and_f16_matches_cpu_f32)
+{
+    NEED_GPU();
+    const bn_ce_opts opts[] = {
+        {.reduction = BN_REDUCTION_MEAN},
+        {.reduction = BN_REDUCTION_MEAN, .label_smoothing = 0.2, .use_ignore_index = true,
+         .ignore_index = -1},
+    };
+    BNT_ASSERT_NO_LEAK({
+        for (int t = 0; t < 2; t++) {
+            bn_dtype dt = t == 0 ? BN_BF16 : BN_F16;
+            /* relative to each result's largest value: the mean's 1/N makes the logits'
+             * gradients tiny, and f16 rounds them near its subnormal range */
+            double rel = 2e-2;
+            for (size_t i = 0; i < sizeof opts / sizeof *opts; i++) {
+                bn_scope_begin();
+                bn_tensor *g[4], *w[4];
+                lce_run(dt, opts[i], true, g);
+                lce_run(dt, opts[i], false, w);
+                static const char *const what[4] = {"loss", "dx", "dw", "db"};
+                for (int k = 0; k < 4; k++) {
+                    cr_assert_eq(bn_dtype_of(g[k]), k == 0 ? BN_F32 : dt, "%s's dtype", what[k]);
+                    char msg[120];
+                    snprintf(msg, sizeof msg, "linear_cross_entropy %s opts %zu %s (GPU vs CPU)",
+                             bn_dtype_name(dt), i, what[k]);
+                    bn_tensor *wf = bn_to_dtype(w[k], BN_F32);
+                    double big = bn_item(bn_max(bn_abs(wf), BN_ALL, false));
+                    bnt_assert_close(bn_to_dtype(g[k], BN_F32), wf, rel, rel * big, msg);
+                }
+                bn_scope_end();
+            }
+        }
+    });
+}
+
 /* ---- bad inputs on the GPU -------------------------------------------------------------------- */
 Test(cuda_transformer, bad_inputs_are_clear_errors)
 {

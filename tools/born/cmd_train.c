@@ -151,7 +151,7 @@ static int train_epochs(const train_cfg *c, const save_cfg *sv, tc_session *s, i
         if (c->json) p.tty = false;
         /* the batch order of epoch e is a function of (seed, e): the same after a resume */
         bn_status st = bn_loader_start_epoch(s->train_loader, e - 1);
-        bn_train_opts to = {.precision = tc_precision(c), .scaler = s->scaler};
+        bn_train_opts to = {.precision = tc_precision(c), .scaler = s->scaler, .graph = c->graph};
         if (st == BN_OK)
             st = bn_train_epoch_ex(s->model, s->optim, s->train_loader, &to, bn_progress_update,
                                    &p, &r.train);
@@ -293,6 +293,14 @@ static int run_train(const cli_cmd *cmd, const cli_args *args)
     save_cfg sv;
     int rc = tc_parse(cmd, args, "train", &c);
     if (rc != TC_PARSE_OK) return rc;
+    c.graph = cli_has(cmd, args, "--graph");
+    if (c.graph && c.device.type != BN_DEVICE_CUDA)
+        return cli_usage_error("born train", "--graph needs --device cuda (got --device %s)",
+                               c.device_name);
+    if (c.graph && tc_precision(&c) == BN_F16)
+        return cli_usage_error("born train",
+                               "--graph cannot run fp16's dynamic loss scaling; use --precision "
+                               "bf16 or fp32");
     rc = parse_save(cmd, args, &sv);
     if (rc != TC_PARSE_OK) return rc;
     tc_session s;
@@ -329,6 +337,7 @@ static const cli_opt train_opts[] = {
     {"--threads", "-t", "T", "CPU threads (default: OMP_NUM_THREADS or all cores)"},
     {"--device", NULL, "DEV", "cpu (default), cuda or cuda:N (needs the CUDA plugin and a GPU)"},
     {"--precision", NULL, "P", "fp32 (default), bf16 or fp16: autocast + loss scaling (fp16)"},
+    {"--graph", NULL, NULL, "capture a step as a CUDA graph and replay it (--device cuda)"},
     {"--limit", NULL, "N", "use only the first N training and test images (smoke runs)"},
     {"--out", NULL, "FILE", "save the trained model (.born, or .safetensors) for born eval"},
     {"--checkpoint", NULL, "DIR", "write checkpoints DIR/epoch-NNNN.born (model, optimizer, RNG)"},

@@ -22,6 +22,7 @@ typedef struct train_cfg {
     const char *device_name; /* --device as given ("cpu" when absent) */
     bn_device device;
     const char *precision;   /* --precision: "fp32" (default), "bf16" or "fp16" */
+    bool graph;              /* born train --graph: CUDA graph steps (bn_train_opts.graph) */
 } train_cfg;
 
 /* tc_parse's "go on" value; anything else is the exit code to return. */
