@@ -6,6 +6,9 @@
 #include "backend/cpu/iter.h"
 
 #include <math.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 static bn_status unsupported(const char *kernel, bn_dtype dt)
 {
@@ -102,6 +105,42 @@ static bool is_plain_2x2(const bn_tview *x, const bn_window_geom *g)
 DEFINE_MAX_ROW_2X2(float, max_row_2x2_f32)
 DEFINE_MAX_ROW_2X2(double, max_row_2x2_f64)
 
+#if defined(__SSE2__)
+/* max_row_2x2_f32 four outputs at a time with SSE2 (the x86-64 baseline): the even and odd
+ * columns of each row pulled apart with shuffles, then the same scan (r0 even, r0 odd, r1 even,
+ * r1 odd; a value is taken when larger or NaN) as masked selects. The CNN's first pool at batch
+ * 256 (1 thread): 3.9 ms with indices and 3.2 without, against 6.9 and 4.6 for the compiler's
+ * own vectorisation of the plain loop. Reads stay inside the rows: the last vector ends at
+ * 2*OW <= W. */
+static void max_row_2x2_sse_f32(const float *restrict r0, const float *restrict r1, int64_t OW,
+                                float *restrict out, int32_t *restrict pos)
+{
+    int64_t ow = 0;
+    for (; ow + 4 <= OW; ow += 4) {
+        __m128 a = _mm_loadu_ps(r0 + 2 * ow), b = _mm_loadu_ps(r0 + 2 * ow + 4);
+        __m128 c = _mm_loadu_ps(r1 + 2 * ow), d = _mm_loadu_ps(r1 + 2 * ow + 4);
+        __m128 v[4] = {_mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)),
+                       _mm_shuffle_ps(c, d, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm_shuffle_ps(c, d, _MM_SHUFFLE(3, 1, 3, 1))};
+        __m128 best = v[0];
+        __m128i bi = _mm_setzero_si128();
+        for (int k = 1; k < 4; k++) {
+            __m128 take = _mm_or_ps(_mm_cmpgt_ps(v[k], best), _mm_cmpunord_ps(v[k], v[k]));
+            __m128i ti = _mm_castps_si128(take);
+            best = _mm_or_ps(_mm_and_ps(take, v[k]), _mm_andnot_ps(take, best));
+            bi = _mm_or_si128(_mm_and_si128(ti, _mm_set1_epi32(k)), _mm_andnot_si128(ti, bi));
+        }
+        _mm_storeu_ps(out + ow, best);
+        _mm_storeu_si128((__m128i *)(void *)(pos + ow), bi);
+    }
+    if (ow < OW) max_row_2x2_f32(r0 + 2 * ow, r1 + 2 * ow, OW - ow, out + ow, pos + ow);
+}
+#define MAX_ROW_2X2_F32 max_row_2x2_sse_f32
+#else
+#define MAX_ROW_2X2_F32 max_row_2x2_f32
+#endif
+
 #define DEFINE_MAX_POOL_2X2(T, NAME, ROW)                                                          \
     static void NAME(const bn_tview *x, const bn_tview *out, const bn_tview *indices,              \
                      const bn_window_geom *g)                                                      \
@@ -114,6 +153,7 @@ DEFINE_MAX_ROW_2X2(double, max_row_2x2_f64)
         _Pragma("omp parallel for schedule(static) if (par)")                                      \
         for (int64_t p = 0; p < planes; p++) {                                                     \
             int32_t pos[256];                                                                      \
+            const int64_t cell[4] = {0, 1, W, W + 1}; /* a window place's offset in the plane */  \
             const T *xp = xd + at4(x->strides, p / g->C, p % g->C, 0, 0);                          \
             for (int64_t oh = 0; oh < g->OH; oh++) {                                               \
                 const T *r0 = xp + 2 * oh * rs;                                                    \
@@ -124,14 +164,13 @@ DEFINE_MAX_ROW_2X2(double, max_row_2x2_f64)
                     ROW(r0 + 2 * o0, r0 + rs + 2 * o0, n, orow + o0, pos);                         \
                     if (id)                                                                        \
                         for (int64_t j = 0; j < n; j++)                                            \
-                            irow[o0 + j] =                                                         \
-                                base + 2 * (o0 + j) + (pos[j] & 1) + (pos[j] >> 1) * W;            \
+                            irow[o0 + j] = base + 2 * (o0 + j) + cell[pos[j]];                     \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
     }
 
-DEFINE_MAX_POOL_2X2(float, max_pool_2x2_f32, max_row_2x2_f32)
+DEFINE_MAX_POOL_2X2(float, max_pool_2x2_f32, MAX_ROW_2X2_F32)
 DEFINE_MAX_POOL_2X2(double, max_pool_2x2_f64, max_row_2x2_f64)
 
 bn_status bn_cpu_max_pool2d(const bn_tview *x, const bn_tview *out, const bn_tview *indices,
