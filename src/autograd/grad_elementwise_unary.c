@@ -133,7 +133,9 @@ static bn_status erf_backward(bn_node *n, const bn_tensor *g, bn_tensor **grads)
 /* relu: g where x > 0, else 0 (0 at 0; NaN passes g, like torch's threshold_backward) */
 static bn_status relu_backward(bn_node *n, const bn_tensor *g, bn_tensor **grads)
 {
-    grads[0] = bn_masked_fill(g, bn_le_scalar(saved_x(n), 0.0), 0.0);
+    /* one fused pass; composed (differentiable in g) when a second derivative is recorded */
+    grads[0] = bn_grad_enabled() ? bn_masked_fill(g, bn_le_scalar(saved_x(n), 0.0), 0.0)
+                                 : bn__relu_grad(g, saved_x(n));
     return BN_OK;
 }
 

@@ -66,6 +66,9 @@ typedef enum bn_binary_op {
     BN_BINARY_MAXIMUM,
     BN_BINARY_MINIMUM,
     BN_BINARY_REMAINDER,
+    /* out = b <= 0 ? 0 : a — relu's backward in one pass (a the gradient, b relu's input; a NaN
+     * b passes a, like torch's threshold_backward); float dtypes only */
+    BN_BINARY_RELU_GRAD,
     BN_BINARY_EQ, /* comparisons and logicals write a bool out */
     BN_BINARY_NE,
     BN_BINARY_LT,

@@ -80,6 +80,8 @@ Geo make_geo(const bcu_view *const *ops, int nops)
         for (int k = 0; k < nops; k++) g.st[k][g.ndim] = ops[k]->strides[d];
         g.ndim++;
     }
+    for (int k = nops; k < BCU_OPS; k++) /* geo_offsets walks BCU_OPS operands */
+        for (int d = 0; d < BCU_MAX_DIMS; d++) g.st[k][d] = 0;
     g.i32 = g.n <= INT32_MAX;
     for (int k = 0; g.i32 && k < nops; k++) {
         int64_t reach = 0;

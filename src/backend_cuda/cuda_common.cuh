@@ -34,26 +34,39 @@ struct Geo {
 
 Geo make_geo(const bcu_view *const *ops, int nops);
 
+/* Every loop over the operands runs to BCU_OPS (unused operands have zero strides), so it
+ * unrolls and off[] stays in registers. */
 __device__ inline void geo_offsets(const Geo &g, int64_t i, int64_t *off)
 {
     if (g.contig) {
-        for (int k = 0; k < g.nops; k++) off[k] = i;
+#pragma unroll
+        for (int k = 0; k < BCU_OPS; k++) off[k] = i;
         return;
     }
-    for (int k = 0; k < g.nops; k++) off[k] = 0;
+#pragma unroll
+    for (int k = 0; k < BCU_OPS; k++) off[k] = 0;
     if (g.i32) { /* 64-bit division costs several times a 32-bit one */
         uint32_t r = (uint32_t)i;
-        for (int d = g.ndim - 1; d >= 0; d--) {
-            uint32_t len = (uint32_t)g.shape[d], idx = r % len;
-            r /= len;
-            for (int k = 0; k < g.nops; k++) off[k] += (int64_t)((int32_t)idx * (int32_t)g.st[k][d]);
+        int32_t o32[BCU_OPS] = {0, 0, 0, 0};
+        for (int d = g.ndim - 1; d > 0; d--) {
+            uint32_t len = (uint32_t)g.shape[d], q = r / len, idx = r - q * len;
+            r = q;
+#pragma unroll
+            for (int k = 0; k < BCU_OPS; k++) o32[k] += (int32_t)idx * (int32_t)g.st[k][d];
         }
+        if (g.ndim > 0) { /* the outermost index needs no division: r < shape[0] */
+#pragma unroll
+            for (int k = 0; k < BCU_OPS; k++) o32[k] += (int32_t)r * (int32_t)g.st[k][0];
+        }
+#pragma unroll
+        for (int k = 0; k < BCU_OPS; k++) off[k] = o32[k];
         return;
     }
     for (int d = g.ndim - 1; d >= 0; d--) {
         int64_t idx = i % g.shape[d];
         i /= g.shape[d];
-        for (int k = 0; k < g.nops; k++) off[k] += idx * g.st[k][d];
+#pragma unroll
+        for (int k = 0; k < BCU_OPS; k++) off[k] += idx * g.st[k][d];
     }
 }
 

@@ -39,6 +39,7 @@ enum {
     B_MAX,
     B_MIN,
     B_REM,
+    B_RELU_GRAD, /* b <= 0 ? 0 : a (float dtypes) */
     B_EQ,
     B_NE,
     B_LT,
@@ -159,6 +160,7 @@ template <class C> __device__ C binary_arith(int op, C a, C b)
         if (r != (C)0 && ((r < (C)0) != (b < (C)0))) r += b;
         return r;
     }
+    case B_RELU_GRAD: return b <= (C)0 ? (C)0 : a;
     }
     return a;
 }

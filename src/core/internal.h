@@ -115,6 +115,9 @@ int64_t bn__live_tensors(void);
 /* Internal (non-registering) versions of the public conversions, for library code. */
 bn_tensor *bn__contiguous(const bn_tensor *t);
 bn_tensor *bn__to_dtype(const bn_tensor *t, bn_dtype dt);
+/* relu's backward in one pass: g where x > 0, else 0 (a NaN x passes g); records no gradient
+ * (ops/elementwise_binary.c). Registered with the scope. */
+bn_tensor *bn__relu_grad(const bn_tensor *g, const bn_tensor *x);
 bn_tensor *bn__expand(const bn_tensor *t, const int64_t *shape, int ndim); /* broadcast view */
 bn_tensor *bn__reshape(const bn_tensor *t, const int64_t *shape, int ndim);
 bn_tensor *bn__full(const int64_t *shape, int ndim, double v, bn_dtype dt, bn_device d);

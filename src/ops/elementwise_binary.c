@@ -80,6 +80,19 @@ static bn_tensor *binary(const char *fn, bn_binary_op op, const bn_tensor *a, co
     return bn__out(bn__grad_binary(op, a, b, run_binary(fn, op, a, b, ct)));
 }
 
+bn_tensor *bn__relu_grad(const bn_tensor *g, const bn_tensor *x)
+{
+    const char *fn = "bn__relu_grad";
+    BN_CHECK_NULL(fn, g);
+    BN_CHECK_NULL(fn, x);
+    if (!bn__same_device(fn, g, x)) return NULL;
+    bn_dtype ct = bn__result_type(g, x);
+    if (!bn_dtype_is_float(ct))
+        return bn__error_null(BN_ERR_DTYPE, "%s: g and x must be float, not %s", fn,
+                              bn_dtype_name(ct));
+    return bn__out(run_binary(fn, BN_BINARY_RELU_GRAD, g, x, ct));
+}
+
 bn_tensor *bn_add(const bn_tensor *a, const bn_tensor *b)
 {
     return binary("bn_add", BN_BINARY_ADD, a, b);

@@ -82,6 +82,7 @@ static inline double min_f64(double a, double b) { return (a < b || a != a) ? a 
         case BN_BINARY_MAXIMUM: MAP2(T, T, max_##SFX(u, v)); break;                                \
         case BN_BINARY_MINIMUM: MAP2(T, T, min_##SFX(u, v)); break;                                \
         case BN_BINARY_REMAINDER: MAP2(T, T, rem_##SFX(u, v)); break;                              \
+        case BN_BINARY_RELU_GRAD: MAP2(T, T, v <= 0 ? (T)0 : u); break;                            \
         case BN_BINARY_EQ: MAP2(T, bool, u == v); break;                                           \
         case BN_BINARY_NE: MAP2(T, bool, u != v); break;                                           \
         case BN_BINARY_LT: MAP2(T, bool, u < v); break;                                            \
@@ -207,6 +208,7 @@ static void binary_run_half(void *vctx, char *const *p, const int64_t *s, int64_
 static bool supported(bn_binary_op op, bn_dtype dt)
 {
     if (bn_dtype_is_float(dt)) return true;
+    if (op == BN_BINARY_RELU_GRAD) return false;
     if (op == BN_BINARY_DIV) return false; /* ops/ divides integers in f32 */
     if (dt == BN_BOOL)
         return op != BN_BINARY_SUB && op != BN_BINARY_POW && op != BN_BINARY_REMAINDER;
