@@ -6,6 +6,7 @@
  * Tolerances: f32 rel 1e-5 (issue 5), f64 1e-12, f16 1e-3, bf16 1e-2; matmul and reductions add
  * an absolute term for the different summation order. */
 #include "bn_test.h"
+#include "bn_test_cuda.h"
 
 #include "backend/backend.h"
 #include "born/cuda.h"
@@ -14,12 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static bool have_gpu(void) { return bn_cuda_device_count() > 0; }
-#define NEED_GPU()                                                                                 \
-    do {                                                                                           \
-        if (!have_gpu()) cr_skip_test("no CUDA device: %s", bn_cuda_unavailable_reason());         \
-    } while (0)
 
 static double rtol_of(bn_dtype dt)
 {
@@ -32,8 +27,6 @@ static double rtol_of(bn_dtype dt)
     }
 }
 
-static bn_tensor *gpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cuda(0)); }
-static bn_tensor *cpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cpu()); }
 
 /* uniform [lo, hi) of dtype dt on the CPU (drawn in f64, then cast) */
 static bn_tensor *rand_in(bn_shape s, double lo, double hi, bn_dtype dt)

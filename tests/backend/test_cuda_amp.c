@@ -4,6 +4,7 @@
  * MLP trained on the GPU with bf16 and fp16 autocast (+ the scaler) whose losses follow the f32
  * run's. Without a GPU (or the plugin) every test skips. */
 #include "bn_test.h"
+#include "bn_test_cuda.h"
 
 #include "born/amp.h"
 #include "born/autograd.h"
@@ -13,14 +14,6 @@
 
 #include <math.h>
 
-static bool have_gpu(void) { return bn_cuda_device_count() > 0; }
-#define NEED_GPU()                                                                                 \
-    do {                                                                                           \
-        if (!have_gpu()) cr_skip_test("no CUDA device: %s", bn_cuda_unavailable_reason());         \
-    } while (0)
-
-static bn_tensor *gpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cuda(0)); }
-static bn_tensor *cpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cpu()); }
 
 static const bn_dtype lows[] = {BN_BF16, BN_F16};
 

@@ -9,6 +9,7 @@
  * identical bits (no atomics). Logs the forward and forward+backward times of two GPT shapes.
  * Without a GPU every test skips. */
 #include "bn_test.h"
+#include "bn_test_cuda.h"
 
 #include "born/autograd.h"
 #include "born/cuda.h"
@@ -19,14 +20,6 @@
 #include <string.h>
 #include <time.h>
 
-static bool have_gpu(void) { return bn_cuda_device_count() > 0; }
-#define NEED_GPU()                                                                                 \
-    do {                                                                                           \
-        if (!have_gpu()) cr_skip_test("no CUDA device: %s", bn_cuda_unavailable_reason());         \
-    } while (0)
-
-static bn_tensor *gpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cuda(0)); }
-static bn_tensor *cpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cpu()); }
 
 typedef struct attn_case {
     const char *name;

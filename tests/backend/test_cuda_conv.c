@@ -12,6 +12,7 @@
  * 1e-12, f16 2e-3, bf16 1.6e-2 (the GEMMs sum in another order); the data-movement and pooling
  * kernels add in the CPU's order, so their f32/f64 results must be identical. */
 #include "bn_test.h"
+#include "bn_test_cuda.h"
 
 #include "backend/backend.h"
 #include "backend/backend_conv.h"
@@ -26,14 +27,6 @@
 #include <string.h>
 #include <time.h>
 
-static bool have_gpu(void) { return bn_cuda_device_count() > 0; }
-#define NEED_GPU()                                                                                 \
-    do {                                                                                           \
-        if (!have_gpu()) cr_skip_test("no CUDA device: %s", bn_cuda_unavailable_reason());         \
-    } while (0)
-
-static bn_tensor *gpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cuda(0)); }
-static bn_tensor *cpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cpu()); }
 
 static const bn_dtype float_types[] = {BN_F32, BN_F64, BN_F16, BN_BF16};
 

@@ -6,6 +6,7 @@
  * parameters as the eager loop. Without a GPU (or the plugin) the GPU tests skip; the argument
  * checks that need no GPU run everywhere. */
 #include "bn_test.h"
+#include "bn_test_cuda.h"
 
 #include "born/amp.h"
 #include "born/autograd.h"
@@ -15,14 +16,6 @@
 #include "born/optim.h"
 #include "born/train.h"
 
-static bool have_gpu(void) { return bn_cuda_device_count() > 0; }
-#define NEED_GPU()                                                                                 \
-    do {                                                                                           \
-        if (!have_gpu()) cr_skip_test("no CUDA device: %s", bn_cuda_unavailable_reason());         \
-    } while (0)
-
-static bn_tensor *gpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cuda(0)); }
-static bn_tensor *cpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cpu()); }
 
 Test(cuda_graph, replays_a_chain_of_ops_on_new_inputs)
 {

@@ -6,6 +6,7 @@
  * autograd on the GPU against the CPU's. Values only move in these ops (scatter-add sums in
  * index order on both sides), so every comparison is exact. Without a GPU every test skips. */
 #include "bn_test.h"
+#include "bn_test_cuda.h"
 
 #include "born/autograd.h"
 #include "born/cuda.h"
@@ -14,14 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool have_gpu(void) { return bn_cuda_device_count() > 0; }
-#define NEED_GPU()                                                                                 \
-    do {                                                                                           \
-        if (!have_gpu()) cr_skip_test("no CUDA device: %s", bn_cuda_unavailable_reason());         \
-    } while (0)
-
-static bn_tensor *gpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cuda(0)); }
-static bn_tensor *cpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cpu()); }
 
 static const bn_dtype all_types[] = {BN_F32, BN_F64, BN_F16, BN_BF16, BN_I8,
                                      BN_U8,  BN_I32, BN_I64, BN_BOOL};

@@ -9,6 +9,7 @@
  * an f32 result that may differ from the CPU's in its last bit), with a small absolute term for
  * values that cancel to near zero. */
 #include "bn_test.h"
+#include "bn_test_cuda.h"
 
 #include "backend/backend.h"
 #include "backend/backend_nn.h"
@@ -19,14 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static bool have_gpu(void) { return bn_cuda_device_count() > 0; }
-#define NEED_GPU()                                                                                 \
-    do {                                                                                           \
-        if (!have_gpu()) cr_skip_test("no CUDA device: %s", bn_cuda_unavailable_reason());         \
-    } while (0)
-
-static bn_tensor *gpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cuda(0)); }
-static bn_tensor *cpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cpu()); }
 
 static double rtol_of(bn_dtype dt)
 {

@@ -7,6 +7,7 @@
  * Tolerances (issue 5): f32 rel 1e-5, f64 1e-12; the kernels round like the CPU's, so the
  * results are expected to agree to the bit. Fixtures: tests/data/optim.txt (scripts/gen_optim.py). */
 #include "bn_test.h"
+#include "bn_test_cuda.h"
 
 #include "born/autograd.h"
 #include "born/cuda.h"
@@ -18,16 +19,8 @@
 static void fini(void) { bnt_release_kept(); }
 TestSuite(cuda_optim, .fini = fini);
 
-static bool have_gpu(void) { return bn_cuda_device_count() > 0; }
-#define NEED_GPU()                                                                                 \
-    do {                                                                                           \
-        if (!have_gpu()) cr_skip_test("no CUDA device: %s", bn_cuda_unavailable_reason());         \
-    } while (0)
-
 #define STEPS 20
 
-static bn_tensor *gpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cuda(0)); }
-static bn_tensor *cpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cpu()); }
 static double rtol_of(bn_dtype dt) { return dt == BN_F32 ? 1e-5 : 1e-12; }
 static double atol_of(bn_dtype dt) { return dt == BN_F32 ? 1e-6 : 1e-13; }
 

@@ -15,6 +15,7 @@
  * Tolerances: f32 rel 1e-5 (the GPU's expf/erff/tanhf against the CPU's vmath), f64 1e-12,
  * f16/bf16 one unit of the last place. Without a GPU every device test skips. */
 #include "bn_test.h"
+#include "bn_test_cuda.h"
 
 #include "born/autograd.h"
 #include "born/cuda.h"
@@ -25,14 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool have_gpu(void) { return bn_cuda_device_count() > 0; }
-#define NEED_GPU()                                                                                 \
-    do {                                                                                           \
-        if (!have_gpu()) cr_skip_test("no CUDA device: %s", bn_cuda_unavailable_reason());         \
-    } while (0)
-
-static bn_tensor *gpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cuda(0)); }
-static bn_tensor *cpu(const bn_tensor *t) { return bn_tensor_to(t, bn_cpu()); }
 
 static double rtol_of(bn_dtype dt)
 {
