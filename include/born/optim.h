@@ -148,6 +148,14 @@ BN_API bn_tensor *bn_optim_state(const bn_optim *o, int i, const char **name);
  * without a gradient are skipped. */
 BN_API double bn_clip_grad_norm(bn_tensor *const *params, int n, double max_norm,
                                 double norm_type);
+/* The same clipping without reading anything back to the host: returns the total norm as a 0-d
+ * f64 tensor on the gradients' device (the first gradient's when they are on several; the CPU
+ * when no parameter has a gradient), a new reference registered with the current scope, so a
+ * training loop reads it only when it logs. NULL with an error on failure (the errors of
+ * bn_clip_grad_norm). A gradient shared with another tensor is replaced by a copy even when
+ * nothing is clipped. */
+BN_API bn_tensor *bn_clip_grad_norm_async(bn_tensor *const *params, int n, double max_norm,
+                                          double norm_type);
 /* Clamps every gradient element into [-clip_value, clip_value]. */
 BN_API bn_status bn_clip_grad_value(bn_tensor *const *params, int n, double clip_value);
 

@@ -81,6 +81,28 @@ typedef struct bn_backend_optim {
      * of a call overlap. Asynchronous on devices with a stream (returns once queued). */
     bn_status (*update)(bn_optim_rule rule, bn_dtype dt, const bn_optim_hparams *h,
                         const bn_optim_tensor *ts, int n);
+
+    /* ---- gradient clipping (optim/clip.c); optional: NULL where a backend lacks them ----
+     * grads[0 .. n) (n >= 0) are contiguous arrays of numel[i] (>= 0; a 0-length array's
+     * pointer may be NULL) elements of dtype dt (f32, f64, f16 or bf16; anything else is
+     * BN_ERR_UNSUPPORTED) on the backend's device. Both are asynchronous on devices with a
+     * stream. */
+    /* Writes into the device f64 scalar *out_f64 the sum over every element of every array of
+     * |g|^p (p == 2: g*g, p == 1: |g|, otherwise pow(|g|, p), each in f64 from the exactly
+     * widened element), or the largest |g| (0 when there is no element) when p is infinite;
+     * NaN anywhere gives NaN. Deterministic: each array (or fixed-size piece of one) is summed
+     * in a fixed order into a partial and the partials are combined in array order, so the
+     * result never depends on thread counts, timing or launch geometry (no float atomics). */
+    bn_status (*grad_norm)(bn_dtype dt, const void *const *grads, const int64_t *numel, int n,
+                           double p, void *out_f64);
+    /* Multiplies every element of every array in place by coef, computed on the device from
+     * the f64 scalar *total_f64 that grad_norm wrote: norm = total (p infinite or 1),
+     * sqrt(total) (p == 2) or pow(total, 1/p); coef = max_norm / (norm + 1e-6). Nothing is
+     * written unless coef < 1 or coef is NaN (torch's clamp to 1); coef is rounded to dt first
+     * and each element becomes round(g * coef) computed in f32 for f16/bf16 — exactly what
+     * bn_mul_scalar(g, coef) gives. No host read. */
+    bn_status (*scale_grads)(bn_dtype dt, void *const *grads, const int64_t *numel, int n,
+                             const void *total_f64, double max_norm, double p);
 } bn_backend_optim;
 
 #endif

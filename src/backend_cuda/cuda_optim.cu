@@ -12,7 +12,10 @@
  * it, and every operation is an explicitly rounded intrinsic (__fadd_rn, __fmul_rn, __fdiv_rn,
  * __fsqrt_rn and their f64 forms), so the compiler contracts nothing into a fused multiply-add:
  * each element goes through the CPU's operations in the CPU's order, and the results equal the
- * CPU backend's bit for bit. Elements are independent: no reduction, no atomics. */
+ * CPU backend's bit for bit. Elements are independent: no reduction, no atomics.
+ *
+ * Gradient clipping's multi-tensor norm and scale (at the end of the file) batch their arrays
+ * the same way; the norm's reduction is deterministic (fixed-order partials, no atomics). */
 #include "backend_cuda/cuda_common.cuh"
 #include "backend_cuda/cuda_optim.h"
 
@@ -340,4 +343,234 @@ extern "C" int bcu_optim_update(bcu_stream s, int rule, int dtype, const bcu_opt
     if (dtype == BCU_F64) return update_all<double>(s, rule, h, ts, n);
     return unsupported("optimizer update: dtype %s is not supported (f32 or f64)",
                        bcu_dtype_name(dtype));
+}
+
+/* ---- gradient clipping (backend_optim.h's grad_norm and scale_grads) -------------------------
+ * grad_norm: one launch per batch of up to BCU_CLIP_TENSORS_PER_LAUNCH arrays, cut into chunks of
+ * BCU_CLIP_CHUNK elements; block b takes chunks b, b + gridDim.x, …; each chunk's |g|^p (f64) is
+ * summed by the block's threads (thread t: elements t, t + CLIP_THREADS, … in order) and a fixed
+ * shared-memory tree, into its own slot of the scratch array (slot = the chunk's index over the
+ * whole call). One block then combines the slots in the same fixed way into *out. No atomics:
+ * the result depends only on the arrays' sizes and values, never on timing or the grid size.
+ * scale_grads: the same batches; every block reads the total, derives the coefficient and either
+ * returns (nothing to clip) or scales its chunks in place. */
+#define CLIP_THREADS 256
+#define CLIP_NT BCU_CLIP_TENSORS_PER_LAUNCH
+#define CLIP_CHUNK ((int64_t)BCU_CLIP_CHUNK)
+
+enum { POW_ONE, POW_TWO, POW_INF, POW_GEN };
+
+template <class T> struct ClipBatch {
+    T *g[CLIP_NT];
+    int64_t numel[CLIP_NT];
+    int64_t first_chunk[CLIP_NT + 1]; /* first_chunk[n]: the batch's chunk count */
+    int64_t part_base;                /* the slot of the batch's first chunk */
+    int n;
+};
+
+static_assert(sizeof(ClipBatch<double>) + 64 <= 4096,
+              "a clipping launch's parameters must fit in 4 KB");
+
+/* the max that keeps a NaN once one is seen */
+__device__ __forceinline__ double nan_max(double m, double a) { return (a > m || a != a) ? a : m; }
+
+template <int KIND> __device__ __forceinline__ double clip_term(double x, double p)
+{
+    double a = fabs(x);
+    if (KIND == POW_TWO) return __dmul_rn(a, a);
+    if (KIND == POW_GEN) return pow(a, p);
+    return a;
+}
+
+template <int KIND> __device__ __forceinline__ double clip_combine(double acc, double v)
+{
+    return KIND == POW_INF ? nan_max(acc, v) : __dadd_rn(acc, v);
+}
+
+/* The chunk holding c: the last t with first[t] <= c (first is non-decreasing). */
+__device__ __forceinline__ int clip_tensor_of(const int64_t *first, int n, int64_t c)
+{
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        if (first[mid] <= c)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+/* The block's values v (one per thread) combined in a fixed tree; the result in thread 0. */
+template <int KIND> __device__ __forceinline__ double clip_block_reduce(double v, double *sh)
+{
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int w = CLIP_THREADS / 2; w > 0; w /= 2) {
+        if ((int)threadIdx.x < w)
+            sh[threadIdx.x] = clip_combine<KIND>(sh[threadIdx.x], sh[threadIdx.x + w]);
+        __syncthreads();
+    }
+    return sh[0];
+}
+
+template <class T, int KIND>
+__global__ void __launch_bounds__(CLIP_THREADS)
+    clip_norm_kernel(const ClipBatch<T> b, double p, double *part)
+{
+    __shared__ double sh[CLIP_THREADS];
+    const int64_t total = b.first_chunk[b.n];
+    for (int64_t chunk = blockIdx.x; chunk < total; chunk += gridDim.x) {
+        const int t = clip_tensor_of(b.first_chunk, b.n, chunk);
+        const int64_t lo = (chunk - b.first_chunk[t]) * CLIP_CHUNK;
+        const int64_t hi = lo + CLIP_CHUNK < b.numel[t] ? lo + CLIP_CHUNK : b.numel[t];
+        const T *__restrict__ g = b.g[t];
+        double acc = 0;
+        for (int64_t i = lo + threadIdx.x; i < hi; i += CLIP_THREADS)
+            acc = clip_combine<KIND>(acc, clip_term<KIND>(Tr<T>::to_d(g[i]), p));
+        double r = clip_block_reduce<KIND>(acc, sh);
+        if (threadIdx.x == 0) part[b.part_base + chunk] = r;
+        __syncthreads(); /* sh is reused by the next chunk */
+    }
+}
+
+/* *out = the nparts slots combined: thread t takes slots t, t + CLIP_THREADS, … in order, then
+ * the fixed tree. */
+template <int KIND>
+__global__ void __launch_bounds__(CLIP_THREADS)
+    clip_final_kernel(const double *part, int64_t nparts, double *out)
+{
+    __shared__ double sh[CLIP_THREADS];
+    double acc = 0;
+    for (int64_t i = threadIdx.x; i < nparts; i += CLIP_THREADS)
+        acc = clip_combine<KIND>(acc, part[i]);
+    double r = clip_block_reduce<KIND>(acc, sh);
+    if (threadIdx.x == 0) *out = r;
+}
+
+template <class T>
+__global__ void __launch_bounds__(CLIP_THREADS)
+    clip_scale_kernel(const ClipBatch<T> b, const double *total_p, double max_norm, double p)
+{
+    typedef typename Tr<T>::C C;
+    const double total = *total_p;
+    const double norm = isinf(p) || p == 1 ? total : p == 2 ? sqrt(total) : pow(total, 1.0 / p);
+    const double coef = __ddiv_rn(max_norm, __dadd_rn(norm, 1e-6));
+    if (!(coef < 1) && !isnan(coef)) return; /* nothing to clip (the same in every block) */
+    /* the coefficient rounded to T first, as bn_mul_scalar rounds its scalar */
+    const C c = Tr<T>::load(Tr<T>::from_d(coef));
+    const int64_t chunks = b.first_chunk[b.n];
+    for (int64_t chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
+        const int t = clip_tensor_of(b.first_chunk, b.n, chunk);
+        const int64_t lo = (chunk - b.first_chunk[t]) * CLIP_CHUNK;
+        const int64_t hi = lo + CLIP_CHUNK < b.numel[t] ? lo + CLIP_CHUNK : b.numel[t];
+        T *__restrict__ g = b.g[t];
+        for (int64_t i = lo + threadIdx.x; i < hi; i += CLIP_THREADS)
+            g[i] = Tr<T>::store(mul_(Tr<T>::load(g[i]), c));
+    }
+}
+
+extern "C" int64_t bcu_clip_partials(const int64_t *numel, int n)
+{
+    int64_t chunks = 0;
+    for (int i = 0; i < n; i++)
+        if (numel[i] > 0) chunks += (numel[i] + CLIP_CHUNK - 1) / CLIP_CHUNK;
+    return chunks;
+}
+
+/* Runs launch(batch) over every batch of the non-empty arrays; 0 or the first error. */
+template <class T, class F>
+static int clip_batches(void *const *grads, const int64_t *numel, int n, F launch)
+{
+    ClipBatch<T> b;
+    b.n = 0;
+    b.part_base = 0;
+    int64_t chunks = 0;
+    for (int i = 0; i < n; i++) {
+        if (numel[i] <= 0) continue;
+        int j = b.n++;
+        b.g[j] = (T *)grads[i];
+        b.numel[j] = numel[i];
+        b.first_chunk[j] = chunks;
+        chunks += (numel[i] + CLIP_CHUNK - 1) / CLIP_CHUNK;
+        if (b.n == CLIP_NT) {
+            b.first_chunk[b.n] = chunks;
+            int rc = launch(b);
+            if (rc) return rc;
+            b.part_base += chunks;
+            b.n = 0;
+            chunks = 0;
+        }
+    }
+    if (b.n > 0) {
+        b.first_chunk[b.n] = chunks;
+        return launch(b);
+    }
+    return 0;
+}
+
+static unsigned clip_grid(int64_t chunks)
+{
+    return (unsigned)(chunks < OPT_MAX_GRID ? chunks : OPT_MAX_GRID);
+}
+
+template <class T, int KIND>
+static int clip_norm_all(bcu_stream s, const void *const *grads, const int64_t *numel, int n,
+                         double p, double *part, double *out)
+{
+    int rc = clip_batches<T>((void *const *)grads, numel, n, [&](const ClipBatch<T> &b) {
+        clip_norm_kernel<T, KIND>
+            <<<clip_grid(b.first_chunk[b.n]), CLIP_THREADS, 0, s>>>(b, p, part);
+        return launch_status("gradient norm");
+    });
+    if (rc) return rc;
+    clip_final_kernel<KIND><<<1, CLIP_THREADS, 0, s>>>(part, bcu_clip_partials(numel, n), out);
+    return launch_status("gradient norm");
+}
+
+template <class T>
+static int clip_norm_dispatch(bcu_stream s, const void *const *grads, const int64_t *numel, int n,
+                              double p, double *part, double *out)
+{
+    if (isinf(p)) return clip_norm_all<T, POW_INF>(s, grads, numel, n, p, part, out);
+    if (p == 1) return clip_norm_all<T, POW_ONE>(s, grads, numel, n, p, part, out);
+    if (p == 2) return clip_norm_all<T, POW_TWO>(s, grads, numel, n, p, part, out);
+    return clip_norm_all<T, POW_GEN>(s, grads, numel, n, p, part, out);
+}
+
+extern "C" int bcu_clip_grad_norm(bcu_stream s, int dtype, const void *const *grads,
+                                  const int64_t *numel, int n, double p, double *scratch, void *out)
+{
+    if (n < 0) n = 0;
+    int rc = -1;
+    DISPATCH_FLOAT(dtype, T,
+                   rc = clip_norm_dispatch<T>(s, grads, numel, n, p, scratch, (double *)out);)
+    if (rc < 0)
+        return unsupported("gradient norm: dtype %s is not supported (f32, f64, f16, bf16)",
+                           bcu_dtype_name(dtype));
+    return rc;
+}
+
+template <class T>
+static int clip_scale_all(bcu_stream s, void *const *grads, const int64_t *numel, int n,
+                          const double *total, double max_norm, double p)
+{
+    return clip_batches<T>(grads, numel, n, [&](const ClipBatch<T> &b) {
+        unsigned grid = clip_grid(b.first_chunk[b.n]);
+        clip_scale_kernel<T><<<grid, CLIP_THREADS, 0, s>>>(b, total, max_norm, p);
+        return launch_status("gradient scaling");
+    });
+}
+
+extern "C" int bcu_clip_scale(bcu_stream s, int dtype, void *const *grads, const int64_t *numel,
+                              int n, const void *total, double max_norm, double p)
+{
+    if (n < 0) n = 0;
+    int rc = -1;
+    const double *t = (const double *)total;
+    DISPATCH_FLOAT(dtype, T, rc = clip_scale_all<T>(s, grads, numel, n, t, max_norm, p);)
+    if (rc < 0)
+        return unsupported("gradient scaling: dtype %s is not supported (f32, f64, f16, bf16)",
+                           bcu_dtype_name(dtype));
+    return rc;
 }

@@ -39,6 +39,25 @@ typedef struct bcu_optim_tensor {
 int bcu_optim_update(bcu_stream s, int rule, int dtype, const bcu_optim_hparams *h,
                      const bcu_optim_tensor *ts, int n);
 
+/* Gradient clipping (backend_optim.h's grad_norm / scale_grads). Arrays per launch (an address
+ * and a size each, in the kernel's parameters) and elements per chunk: each chunk's sum of
+ * |g|^p lands in its own f64 slot of the scratch array before one block combines the slots. */
+#define BCU_CLIP_TENSORS_PER_LAUNCH 128
+#define BCU_CLIP_CHUNK 16384
+
+/* The scratch slots bcu_clip_grad_norm needs for these sizes (0 when every array is empty). */
+int64_t bcu_clip_partials(const int64_t *numel, int n);
+/* *out (a device f64) = sum over grads[0 .. n) of |g|^p, or the largest |g| when p is infinite,
+ * deterministic (backend_optim.h); scratch holds bcu_clip_partials(numel, n) doubles on the
+ * device. dtype BCU_F32/F64/F16/BF16, else BN_ERR_UNSUPPORTED = 8. Queued on s; 0 or a
+ * bn_status value with bcu_last_message(). */
+int bcu_clip_grad_norm(bcu_stream s, int dtype, const void *const *grads, const int64_t *numel,
+                       int n, double p, double *scratch, void *out);
+/* grads[i] *= min(1, max_norm / (norm + 1e-6)) in place, norm derived on the device from the
+ * f64 *total that bcu_clip_grad_norm wrote; nothing is written when the coefficient is >= 1. */
+int bcu_clip_scale(bcu_stream s, int dtype, void *const *grads, const int64_t *numel, int n,
+                   const void *total, double max_norm, double p);
+
 /* cuda_optim_glue.c */
 extern const struct bn_backend_optim bcu_optim;
 

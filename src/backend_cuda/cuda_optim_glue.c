@@ -1,6 +1,8 @@
 /* backend_cuda/cuda_optim_glue.c — the CUDA plugin's optimizer table (backend_optim.h): copies
  * the call's hyper-parameters and tensor list into their C mirrors (cuda_optim.h) and queues
- * cuda_optim.cu's multi-tensor kernels on the current device's stream. Nothing waits for the GPU. */
+ * cuda_optim.cu's multi-tensor kernels on the current device's stream; the gradient-clipping
+ * entries (grad_norm, scale_grads) pass their arrays straight through. Nothing waits for the
+ * GPU. */
 #include "backend/backend_optim.h"
 #include "backend_cuda/cuda_optim.h"
 #include "backend_cuda/cuda_plugin.h"
@@ -48,6 +50,41 @@ static bn_status cuda_optim_update(bn_optim_rule rule, bn_dtype dt, const bn_opt
     return BN_OK;
 }
 
+/* The partial sums live in a scratch block from the caching allocator, freed once the kernels
+ * are queued (stream-ordered: its next user queues after them). */
+static bn_status cuda_grad_norm(bn_dtype dt, const void *const *grads, const int64_t *numel, int n,
+                                double p, void *out_f64)
+{
+    cuda_device *d = bcu_current();
+    if (!d) return bcu_error(BN_ERR_INTERNAL, "cuda backend: gradient norm: no current device");
+    if (n < 0) n = 0;
+    int64_t parts = bcu_clip_partials(numel, n);
+    double *scratch = NULL;
+    if (parts > 0) {
+        scratch = bcu_alloc(d, (size_t)parts * sizeof(double));
+        if (!scratch)
+            return bcu_error(BN_ERR_OOM, "cuda backend: gradient norm: out of memory (%lld partial "
+                                         "sums)",
+                             (long long)parts);
+    }
+    int rc = bcu_clip_grad_norm(d->stream, (int)dt, grads, numel, n, p, scratch, out_f64);
+    if (scratch) bcu_free(d, scratch);
+    return bcu_kernel_status(rc, "gradient norm");
+}
+
+static bn_status cuda_scale_grads(bn_dtype dt, void *const *grads, const int64_t *numel, int n,
+                                  const void *total_f64, double max_norm, double p)
+{
+    cuda_device *d = bcu_current();
+    if (!d) return bcu_error(BN_ERR_INTERNAL, "cuda backend: gradient scaling: no current device");
+    if (n <= 0) return BN_OK;
+    return bcu_kernel_status(bcu_clip_scale(d->stream, (int)dt, grads, numel, n, total_f64,
+                                            max_norm, p),
+                             "gradient scaling");
+}
+
 const bn_backend_optim bcu_optim = {
     .update = cuda_optim_update,
+    .grad_norm = cuda_grad_norm,
+    .scale_grads = cuda_scale_grads,
 };

@@ -14,8 +14,10 @@
  * thread. Elements are independent, so results do not depend on the thread count. */
 #include "backend/backend_optim.h"
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/elementwise_impl.h"
 
 #include <math.h>
+#include <string.h>
 
 /* Chunk length in elements (64 KiB of f32 per array: the arrays of a chunk fit in L2) and the
  * call size from which threads join. Measured (Adam f32, vectorised, best of 400 steps on 2
@@ -289,6 +291,191 @@ static bn_status cpu_optim_update(bn_optim_rule rule, bn_dtype dt, const bn_opti
     return BN_OK;
 }
 
+/* ---- gradient clipping: grad_norm and scale_grads ----------------------------------------------
+ * Both walk the arrays in the update's chunks (at most OPTIM_CHUNK elements, never across two
+ * arrays), threaded the same way. grad_norm sums each chunk into its own f64 partial with
+ * CLIP_LANES interleaved accumulators combined pairwise in a fixed order, then adds the partials in
+ * chunk order on the calling thread: the same bits for any thread count. */
+#define CLIP_LANES 8
+
+enum { POW_ONE, POW_TWO, POW_INF, POW_GEN };
+
+static int pow_kind(double p)
+{
+    return isinf(p) ? POW_INF : p == 1 ? POW_ONE : p == 2 ? POW_TWO : POW_GEN;
+}
+
+/* |x|^p (POW_INF: |x|), x already widened to f64 */
+static inline double clip_term(double x, int kind, double p)
+{
+    double a = fabs(x);
+    return kind == POW_TWO ? a * a : kind == POW_GEN ? pow(a, p) : a;
+}
+
+/* the max that keeps a NaN once one is seen */
+static inline double nan_max(double m, double a) { return (a > m || a != a) ? a : m; }
+
+static inline double f16_at(const uint16_t *h, int64_t i) { return bn_f16_to_f32(h[i]); }
+static inline double bf16_at(const uint16_t *h, int64_t i)
+{
+    uint32_t u = (uint32_t)h[i] << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+#define DEFINE_CHUNK_NORM(NAME, T, LOAD)                                                           \
+    static double NAME(const T *restrict x, int64_t n, int kind, double p)                         \
+    {                                                                                              \
+        double acc[CLIP_LANES] = {0};                                                              \
+        int64_t i = 0;                                                                             \
+        if (kind == POW_INF) {                                                                     \
+            for (; i + CLIP_LANES <= n; i += CLIP_LANES)                                           \
+                for (int k = 0; k < CLIP_LANES; k++)                                               \
+                    acc[k] = nan_max(acc[k], fabs(LOAD(x, i + k)));                                \
+            for (int k = 0; i < n; i++, k++) acc[k] = nan_max(acc[k], fabs(LOAD(x, i)));           \
+            double m = 0;                                                                          \
+            for (int k = 0; k < CLIP_LANES; k++) m = nan_max(m, acc[k]);                           \
+            return m;                                                                              \
+        }                                                                                          \
+        for (; i + CLIP_LANES <= n; i += CLIP_LANES)                                               \
+            for (int k = 0; k < CLIP_LANES; k++) acc[k] += clip_term(LOAD(x, i + k), kind, p);     \
+        for (int k = 0; i < n; i++, k++) acc[k] += clip_term(LOAD(x, i), kind, p);                 \
+        for (int w = CLIP_LANES / 2; w > 0; w /= 2)                                                \
+            for (int k = 0; k < w; k++) acc[k] += acc[k + w];                                      \
+        return acc[0];                                                                             \
+    }
+#define PLAIN_AT(x, i) ((double)(x)[i])
+DEFINE_CHUNK_NORM(chunk_norm_f32, float, PLAIN_AT)
+DEFINE_CHUNK_NORM(chunk_norm_f64, double, PLAIN_AT)
+DEFINE_CHUNK_NORM(chunk_norm_f16, uint16_t, f16_at)
+DEFINE_CHUNK_NORM(chunk_norm_bf16, uint16_t, bf16_at)
+
+static bool clip_dtype_ok(const char *what, bn_dtype dt, bn_status *st)
+{
+    if (dt == BN_F32 || dt == BN_F64 || dt == BN_F16 || dt == BN_BF16) return true;
+    *st = bn__error(BN_ERR_UNSUPPORTED, "cpu %s: dtype %s is not supported (f32, f64, f16, bf16)",
+                    what, bn_dtype_name(dt));
+    return false;
+}
+
+/* first[t] = array t's first chunk, first[n] = the chunk count; *total = the element count.
+ * NULL (error set) when out of memory. */
+static int64_t *chunk_starts(const char *what, const int64_t *numel, int n, int64_t *total)
+{
+    int64_t *first = malloc(sizeof(int64_t) * ((size_t)n + 1));
+    if (!first) return bn__error_null(BN_ERR_OOM, "cpu %s: out of memory (%d arrays)", what, n);
+    int64_t chunks = 0;
+    *total = 0;
+    for (int t = 0; t < n; t++) {
+        first[t] = chunks;
+        chunks += (numel[t] + OPTIM_CHUNK - 1) / OPTIM_CHUNK;
+        *total += numel[t];
+    }
+    first[n] = chunks;
+    return first;
+}
+
+static bn_status cpu_grad_norm(bn_dtype dt, const void *const *grads, const int64_t *numel, int n,
+                               double p, void *out_f64)
+{
+    bn_status st = BN_OK;
+    if (!clip_dtype_ok("grad_norm", dt, &st)) return st;
+    double *out = out_f64;
+    *out = 0;
+    if (n <= 0) return BN_OK;
+    int64_t total = 0;
+    int64_t *first = chunk_starts("grad_norm", numel, n, &total);
+    if (!first) return bn_error_code();
+    int64_t chunks = first[n];
+    double *part = malloc(sizeof(double) * (size_t)(chunks ? chunks : 1));
+    if (!part) {
+        free(first);
+        return bn__error(BN_ERR_OOM, "cpu grad_norm: out of memory (%lld partial sums)",
+                         (long long)chunks);
+    }
+    const int kind = pow_kind(p);
+#pragma omp parallel for schedule(static) if (total >= OPTIM_PAR_MIN)
+    for (int64_t c = 0; c < chunks; c++) {
+        int t = tensor_of(first, n, c);
+        int64_t lo = (c - first[t]) * OPTIM_CHUNK;
+        int64_t len = numel[t] - lo < OPTIM_CHUNK ? numel[t] - lo : OPTIM_CHUNK;
+        const char *base = grads[t];
+        switch (dt) {
+        case BN_F32: part[c] = chunk_norm_f32((const float *)base + lo, len, kind, p); break;
+        case BN_F64: part[c] = chunk_norm_f64((const double *)base + lo, len, kind, p); break;
+        case BN_F16: part[c] = chunk_norm_f16((const uint16_t *)base + lo, len, kind, p); break;
+        default: part[c] = chunk_norm_bf16((const uint16_t *)base + lo, len, kind, p); break;
+        }
+    }
+    double acc = 0;
+    for (int64_t c = 0; c < chunks; c++)
+        acc = kind == POW_INF ? nan_max(acc, part[c]) : acc + part[c];
+    *out = acc;
+    free(part);
+    free(first);
+    return BN_OK;
+}
+
+/* x[0 .. n) *= c (c already rounded to the element type); f16/bf16 through f32 */
+static void scale_range(bn_dtype dt, void *base, int64_t lo, int64_t n, double c64, float c32)
+{
+    switch (dt) {
+    case BN_F32: {
+        float *restrict x = (float *)base + lo;
+        for (int64_t i = 0; i < n; i++) x[i] = x[i] * c32;
+        break;
+    }
+    case BN_F64: {
+        double *restrict x = (double *)base + lo;
+        for (int64_t i = 0; i < n; i++) x[i] = x[i] * c64;
+        break;
+    }
+    case BN_F16: {
+        uint16_t *restrict x = (uint16_t *)base + lo;
+        for (int64_t i = 0; i < n; i++) x[i] = bn_f32_to_f16(bn_f16_to_f32(x[i]) * c32);
+        break;
+    }
+    default: {
+        uint16_t *restrict x = (uint16_t *)base + lo;
+        for (int64_t i = 0; i < n; i++) x[i] = bn_ew_f32_to_bf16((float)bf16_at(x, i) * c32);
+        break;
+    }
+    }
+}
+
+static bn_status cpu_scale_grads(bn_dtype dt, void *const *grads, const int64_t *numel, int n,
+                                 const void *total_f64, double max_norm, double p)
+{
+    bn_status st = BN_OK;
+    if (!clip_dtype_ok("scale_grads", dt, &st)) return st;
+    if (n <= 0) return BN_OK;
+    double total = *(const double *)total_f64;
+    double norm = isinf(p) || p == 1 ? total : p == 2 ? sqrt(total) : pow(total, 1.0 / p);
+    double coef = max_norm / (norm + 1e-6);
+    if (!(coef < 1) && !isnan(coef)) return BN_OK;
+    /* the coefficient in the element type, as bn_mul_scalar rounds its scalar */
+    char cbuf[8];
+    bn__store_f64(cbuf, dt, coef);
+    double c64 = bn__load_f64(cbuf, dt);
+    float c32 = (float)c64; /* exact for f32, f16 and bf16 */
+    int64_t total_n = 0;
+    int64_t *first = chunk_starts("scale_grads", numel, n, &total_n);
+    if (!first) return bn_error_code();
+    int64_t chunks = first[n];
+#pragma omp parallel for schedule(static) if (total_n >= OPTIM_PAR_MIN)
+    for (int64_t c = 0; c < chunks; c++) {
+        int t = tensor_of(first, n, c);
+        int64_t lo = (c - first[t]) * OPTIM_CHUNK;
+        int64_t len = numel[t] - lo < OPTIM_CHUNK ? numel[t] - lo : OPTIM_CHUNK;
+        scale_range(dt, grads[t], lo, len, c64, c32);
+    }
+    free(first);
+    return BN_OK;
+}
+
 const bn_backend_optim bn_cpu_optim = {
     .update = cpu_optim_update,
+    .grad_norm = cpu_grad_norm,
+    .scale_grads = cpu_scale_grads,
 };
