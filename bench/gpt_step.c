@@ -30,7 +30,12 @@
  *   bench_gpt_step [--device cpu|cuda|cuda:N] [--precision bf16|fp32] [--layers 12] [--heads 12]
  *                  [--dim 768] [--context 1024] [--vocab 50304] [--batch 8] [--steps 20]
  *                  [--warmup 5] [--block 1] [--batches 16] [--seed 0] [--threads N]
- *                  [--checkpointing] [--tf32] [--peak-tflops X]
+ *                  [--checkpointing] [--tf32] [--peak-tflops X] [--graph]
+ *
+ * --graph (CUDA): after the warm-up, the forward, loss and backward are captured once as a CUDA
+ * graph (born/cuda.h) on static input tensors; each timed step copies its batch in, replays the
+ * graph, then clips, steps AdamW and the schedule eagerly. The clipping norm is never read back
+ * (bn_clip_grad_norm_async) in either mode.
  *
  * Prints one JSON line. */
 #include "bench_util.h"
@@ -57,9 +62,8 @@ typedef struct opts {
     const char *device_name, *precision;
     bn_device device;
     bn_dtype low; /* BN_BF16 for autocast, BN_F32 for none */
-    int64_t layers, heads, dim, context, vocab, batch, steps, warmup, block, batches, seed,
-        threads;
-    bool checkpointing, tf32;
+    int64_t layers, heads, dim, context, vocab, batch, steps, warmup, block, batches, seed, threads;
+    bool checkpointing, tf32, graph;
     double peak_tflops; /* 0: the default for the precision */
     double lr, min_lr, weight_decay, grad_clip;
 } opts;
@@ -67,7 +71,8 @@ typedef struct opts {
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
-static int usage(const char *fmt, ...)
+static int
+usage(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -77,7 +82,7 @@ static int usage(const char *fmt, ...)
     fprintf(stderr, "\nusage: " PROG " [--device cpu|cuda|cuda:N] [--precision bf16|fp32] "
                     "[--layers L] [--heads H] [--dim D] [--context T] [--vocab V] [--batch B] "
                     "[--steps N] [--warmup N] [--block K] [--batches N] [--seed S] "
-                    "[--threads N] [--checkpointing] [--tf32] [--peak-tflops X]\n");
+                    "[--threads N] [--checkpointing] [--tf32] [--peak-tflops X] [--graph]\n");
     return 2;
 }
 
@@ -108,10 +113,22 @@ static bool parse_device(const char *s, bn_device *out)
 /* Returns 0, or the exit status of a usage error. */
 static int parse(int argc, char **argv, opts *o)
 {
-    *o = (opts){.device_name = "cpu", .precision = "bf16", .low = BN_BF16, .layers = 12,
-                .heads = 12, .dim = 768, .context = 1024, .vocab = 50304, .batch = 8,
-                .steps = 20, .warmup = 5, .block = 1, .batches = 16, .lr = 6e-4,
-                .weight_decay = 0.1, .grad_clip = 1.0};
+    *o = (opts){.device_name = "cpu",
+                .precision = "bf16",
+                .low = BN_BF16,
+                .layers = 12,
+                .heads = 12,
+                .dim = 768,
+                .context = 1024,
+                .vocab = 50304,
+                .batch = 8,
+                .steps = 20,
+                .warmup = 5,
+                .block = 1,
+                .batches = 16,
+                .lr = 6e-4,
+                .weight_decay = 0.1,
+                .grad_clip = 1.0};
     o->device = bn_cpu();
     static const struct {
         const char *name;
@@ -139,6 +156,10 @@ static int parse(int argc, char **argv, opts *o)
         }
         if (strcmp(a, "--tf32") == 0) {
             o->tf32 = true;
+            continue;
+        }
+        if (strcmp(a, "--graph") == 0) {
+            o->graph = true;
             continue;
         }
         if (i + 1 >= argc) return usage("%s: unknown option or missing value", a);
@@ -174,6 +195,8 @@ static int parse(int argc, char **argv, opts *o)
     if (o->steps % o->block)
         return usage("--steps %lld must be a multiple of --block %lld", (long long)o->steps,
                      (long long)o->block);
+    if (o->graph && (o->device.type != BN_DEVICE_CUDA || o->warmup < 1))
+        return usage("--graph needs --device cuda and --warmup >= 1");
     if (o->peak_tflops == 0) o->peak_tflops = o->low == BN_BF16 ? 989.4 : 494.7;
     o->min_lr = o->lr / 10;
     return 0;
@@ -188,10 +211,15 @@ typedef struct bench {
     bn_tensor **params; /* borrowed from the model */
     int nparams;
     bn_tensor **x, **y; /* batches of inputs and targets (B, T) on the device */
+    /* --graph: forward, loss and backward captured once on the static batch (xs, ys); gloss is
+     * the captured loss, rewritten by each replay */
+    bn_cuda_graph *g;
+    bn_tensor *xs, *ys, *gloss;
 } bench;
 
 static void bench_free(bench *b)
 {
+    bn_cuda_graph_free(b->g);
     bn_sched_free(b->s_decay);
     bn_sched_free(b->s_no_decay);
     bn_optim_free(b->decay);
@@ -248,11 +276,13 @@ static int setup_model(const opts *o, bench *b)
     bn_module_parameters(b->model, b->params, b->nparams);
     int n2 = 0, n1 = 0;
     for (int i = 0; i < b->nparams; i++) {
-        if (bn_ndim(b->params[i]) >= 2) two[n2++] = b->params[i];
-        else one[n1++] = b->params[i];
+        if (bn_ndim(b->params[i]) >= 2)
+            two[n2++] = b->params[i];
+        else
+            one[n1++] = b->params[i];
     }
-    bn_adam_opts ao = {.lr = o->lr, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
-                       .weight_decay = o->weight_decay};
+    bn_adam_opts ao = {
+        .lr = o->lr, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = o->weight_decay};
     b->decay = bn_optim_adamw_params(two, n2, ao);
     ao.weight_decay = BN_ZERO;
     b->no_decay = b->decay && n1 ? bn_optim_adamw_params(one, n1, ao) : NULL;
@@ -307,10 +337,11 @@ static bn_status train_step(const opts *o, bench *b, int64_t i, bn_tensor **keep
         *keep = bn_scope_keep(bn_detach(l));
         if (!*keep) st = bn_error_code();
     }
-    bn_scope_end();
+    /* the norm stays on the device: no host read */
     if (st == BN_OK && o->grad_clip > 0 &&
-        bn_clip_grad_norm(b->params, b->nparams, o->grad_clip, 2.0) < 0)
+        !bn_clip_grad_norm_async(b->params, b->nparams, o->grad_clip, 2.0))
         st = bn_error_code();
+    bn_scope_end();
     if (st == BN_OK) st = bn_optim_step(b->decay);
     if (st == BN_OK && b->no_decay) st = bn_optim_step(b->no_decay);
     bn_optim_zero_grad(b->decay);
@@ -320,12 +351,69 @@ static bn_status train_step(const opts *o, bench *b, int64_t i, bn_tensor **keep
     return st;
 }
 
+/* --graph: captures forward + loss + backward on copies of batch 0 (the gradients the capture
+ * makes are rewritten by every replay, so they are never zeroed between steps). */
+static bn_status capture(const opts *o, bench *b)
+{
+    b->xs = bn_clone(b->x[0]);
+    b->ys = bn_clone(b->y[0]);
+    if (!b->xs || !b->ys) return bn_error_code();
+    bn_optim_zero_grad(b->decay);
+    if (b->no_decay) bn_optim_zero_grad(b->no_decay);
+    bn_status st = bn_cuda_graph_begin(o->device.index);
+    if (st != BN_OK) return st;
+    bn_scope_begin();
+    bn_tensor *l = NULL;
+    if (o->low != BN_F32) st = bn_autocast_begin(o->low);
+    if (st == BN_OK) {
+        l = bn_gpt_loss(b->model, b->xs, b->ys);
+        if (o->low != BN_F32) bn_autocast_end();
+    }
+    if (st == BN_OK) st = l ? bn_backward(l) : bn_error_code();
+    if (st == BN_OK) b->gloss = bn_scope_keep(bn_detach(l));
+    bn_scope_end();
+    if (st != BN_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", bn_error_message());
+        bn_cuda_graph_free(bn_cuda_graph_end(o->device.index));
+        fprintf(stderr, PROG ": capture: %s\n", msg);
+        return st;
+    }
+    b->g = bn_cuda_graph_end(o->device.index);
+    return b->g ? BN_OK : bn_error_code();
+}
+
+/* One step with the graph: batch i copied in, one replay, then clipping, AdamW and the
+ * schedule as in train_step. */
+static bn_status graph_step(const opts *o, bench *b, int64_t i, bn_tensor **keep)
+{
+    bn_scope_begin();
+    bn_status st = bn_copy_(b->xs, b->x[i % o->batches]);
+    if (st == BN_OK) st = bn_copy_(b->ys, b->y[i % o->batches]);
+    if (st == BN_OK) st = bn_cuda_graph_replay(b->g);
+    if (st == BN_OK && keep) {
+        *keep = bn_scope_keep(bn_clone(b->gloss));
+        if (!*keep) st = bn_error_code();
+    }
+    if (st == BN_OK && o->grad_clip > 0 &&
+        !bn_clip_grad_norm_async(b->params, b->nparams, o->grad_clip, 2.0))
+        st = bn_error_code();
+    bn_scope_end();
+    if (st == BN_OK) st = bn_optim_step(b->decay);
+    if (st == BN_OK && b->no_decay) st = bn_optim_step(b->no_decay);
+    if (st == BN_OK) st = bn_sched_step(b->s_decay);
+    if (st == BN_OK && b->s_no_decay) st = bn_sched_step(b->s_no_decay);
+    return st;
+}
+
 /* A JSON number, or null when x is not finite. */
 static void json_num(const char *key, double x, const char *fmt)
 {
     printf(",\"%s\":", key);
-    if (isfinite(x)) printf(fmt, x);
-    else printf("null");
+    if (isfinite(x))
+        printf(fmt, x);
+    else
+        printf("null");
 }
 
 /* The parameters nanoGPT's MFU counts: all but the learned position table. Runs inside the
@@ -351,8 +439,8 @@ static void print_result(const opts *o, const bench *b, double *samples, int nsa
     double tokens = (double)(o->batch * o->context);
     int64_t n = mfu_params(b);
     double q = (double)(o->dim / o->heads);
-    double per_token = 6.0 * (double)n + 12.0 * (double)o->layers * (double)o->heads * q *
-                                             (double)o->context;
+    double per_token =
+        6.0 * (double)n + 12.0 * (double)o->layers * (double)o->heads * q * (double)o->context;
     double achieved = per_token * tokens / (median * 1e-3); /* FLOP/s */
     char gpu[256] = "cpu";
     if (o->device.type == BN_DEVICE_CUDA &&
@@ -362,14 +450,15 @@ static void print_result(const opts *o, const bench *b, double *samples, int nsa
         if (*p == '"' || *p == '\\') *p = '?';
     printf("{\"bench\":\"gpt_step\",\"impl\":\"born\",\"device\":\"%s\",\"gpu\":\"%s\","
            "\"precision\":\"%s\",\"tf32\":%s,\"checkpointing\":%s,\"params\":%lld,"
-           "\"params_mfu\":%lld,\"layers\":%lld,\"heads\":%lld,\"dim\":%lld,\"vocab\":%lld,"
+           "\"graph\":%s,\"params_mfu\":%lld,\"layers\":%lld,\"heads\":%lld,\"dim\":%lld,\"vocab\":"
+           "%lld,"
            "\"batch\":%lld,\"context\":%lld,\"steps\":%lld,\"warmup\":%lld,\"block\":%lld,"
            "\"threads\":%d",
            o->device_name, gpu, o->precision, o->tf32 ? "true" : "false",
            o->checkpointing ? "true" : "false", (long long)bn_module_num_parameters(b->model),
-           (long long)n, (long long)o->layers, (long long)o->heads, (long long)o->dim,
-           (long long)o->vocab, (long long)o->batch, (long long)o->context, (long long)o->steps,
-           (long long)o->warmup, (long long)o->block, bn_num_threads());
+           o->graph ? "true" : "false", (long long)n, (long long)o->layers, (long long)o->heads,
+           (long long)o->dim, (long long)o->vocab, (long long)o->batch, (long long)o->context,
+           (long long)o->steps, (long long)o->warmup, (long long)o->block, bn_num_threads());
     json_num("ms_per_step_median", median, "%.3f");
     json_num("ms_per_step_min", samples[0], "%.3f");
     json_num("ms_per_step_mean", timed_ms / (double)o->steps, "%.3f");
@@ -420,6 +509,10 @@ static int run(const opts *o, bench *b)
             free(samples);
             return fail("warm-up step");
         }
+    if (o->graph && capture(o, b) != BN_OK) {
+        free(samples);
+        return fail("CUDA graph capture");
+    }
     double timed_ms = 0;
     for (int s = 0; s < nsamples; s++) {
         if (sync_device(o->device) != BN_OK) {
@@ -429,7 +522,7 @@ static int run(const opts *o, bench *b)
         double t0 = now_ms();
         for (int64_t k = 0; k < o->block; k++, step++) {
             bn_tensor **keep = step == 0 ? &first : step == o->warmup + o->steps - 1 ? &last : NULL;
-            if (train_step(o, b, step, keep) != BN_OK) {
+            if ((o->graph ? graph_step(o, b, step, keep) : train_step(o, b, step, keep)) != BN_OK) {
                 free(samples);
                 return fail("timed step");
             }

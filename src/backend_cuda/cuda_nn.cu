@@ -838,12 +838,15 @@ extern "C" int bcu_nn_dropout_mask(bcu_stream s, const bcu_view *mask, double p,
 
 /* ---- embedding ------------------------------------------------------------------------------------
  * Gather in units U (16, 8 or 4 bytes when a row allows, else one element): out unit (m, u) =
- * weight unit (idx[m] * rs + u * cs). An index outside [0, num) leaves its row unwritten and
- * lowers *bad to its position. */
+ * weight unit (idx[m] * rs + u * cs). An index outside [0, num) fills its row with all bits set
+ * (NaN in every float dtype) and lowers *bad to its position. */
 __device__ inline int64_t index_at(const void *idx, bool i64, int64_t i)
 {
     return i64 ? ((const int64_t *)idx)[i] : (int64_t)((const int32_t *)idx)[i];
 }
+
+template <class U> __device__ inline U all_ones() { return (U)~(U)0; }
+template <> __device__ inline uint4 all_ones<uint4>() { return make_uint4(~0u, ~0u, ~0u, ~0u); }
 
 template <class U, class I>
 __global__ void embedding_kernel(const U *__restrict__ w, int64_t rs, int64_t cs,
@@ -857,6 +860,9 @@ __global__ void embedding_kernel(const U *__restrict__ w, int64_t rs, int64_t cs
         const int64_t r = index_at(idx, i64, (int64_t)m * ist);
         if (r < 0 || r >= num) {
             if (u == 0) atomicMin(bad, (unsigned long long)m);
+            /* all bits set: NaN in every float dtype, so a row no check reads back (inside a
+             * CUDA graph capture) cannot pass for data */
+            if (write) out[i] = all_ones<U>();
             continue;
         }
         if (write) out[i] = w[r * rs + (int64_t)u * cs];

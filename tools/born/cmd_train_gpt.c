@@ -36,6 +36,7 @@ typedef struct gpt_run_cfg {
     const char *device_name; /* --device as given */
     bn_device device;
     bn_dtype precision; /* BN_F32, or BN_BF16 / BN_F16 for autocast */
+    bool graph;         /* --graph: CUDA graph steps after two eager ones */
 } gpt_run_cfg;
 
 #define HELP "born train"
@@ -174,6 +175,13 @@ static int parse(const cli_cmd *cmd, const cli_args *a, gpt_run_cfg *c)
     if (cli_has(cmd, a, "--no-bias")) m->no_bias = true;
     if (cli_has(cmd, a, "--untied")) m->untied = true;
     if (cli_has(cmd, a, "--checkpointing")) m->checkpoint = true;
+    c->graph = cli_has(cmd, a, "--graph");
+    if (c->graph && c->device.type != BN_DEVICE_CUDA)
+        return cli_usage_error(HELP, "--graph needs --device cuda (got --device %s)",
+                               c->device_name ? c->device_name : "cpu");
+    if (c->graph && m->dropout > 0)
+        return cli_usage_error(HELP, "--graph needs --dropout 0: every replay of a captured step "
+                                     "would draw the same dropout masks");
     if (cli_has(cmd, a, "--heads") && !cli_has(cmd, a, "--kv-heads")) m->kv_heads = 0;
     c->bytes = tok == 1;
     c->json = cli_has(cmd, a, "--json");
@@ -205,10 +213,18 @@ typedef struct gpt_session {
     bn_text_loader *train;
     bn_tensor *params[4096];
     int nparams;
+    /* --graph: the captured forward + loss + backward, its static batch and its loss */
+    bn_cuda_graph *graph;
+    bn_tensor *xs, *ys, *gloss;
+    int64_t eager_steps;
 } gpt_session;
 
 static void close_session(gpt_session *s)
 {
+    bn_cuda_graph_free(s->graph);
+    bn_release(s->xs);
+    bn_release(s->ys);
+    bn_release(s->gloss);
     bn_sched_free(s->s_decay);
     bn_sched_free(s->s_no_decay);
     bn_optim_free(s->decay);
@@ -303,9 +319,75 @@ static bn_status estimate(const gpt_run_cfg *c, gpt_session *s, bn_text_split sp
     return st;
 }
 
+/* --graph: the forward, loss and backward on copies of (x, y), captured once; the gradients it
+ * makes are rewritten by each replay, so they are not zeroed between steps. */
+static bn_status capture_step(const gpt_run_cfg *c, gpt_session *s, bn_tensor *x, bn_tensor *y)
+{
+    s->xs = bn_clone(x);
+    s->ys = bn_clone(y);
+    if (!s->xs || !s->ys) return bn_error_code();
+    bn_retain(s->xs); /* past this step's scope: close_session releases them */
+    bn_retain(s->ys);
+    bn_optim_zero_grad(s->decay);
+    if (s->no_decay) bn_optim_zero_grad(s->no_decay);
+    bn_status st = bn_cuda_graph_begin(c->device.index);
+    if (st != BN_OK) return st;
+    bn_scope_begin();
+    bn_tensor *l = NULL;
+    if (c->precision != BN_F32) st = bn_autocast_begin(c->precision);
+    if (st == BN_OK) {
+        l = bn_gpt_loss(s->model, s->xs, s->ys);
+        if (c->precision != BN_F32) bn_autocast_end();
+    }
+    if (st == BN_OK) st = l ? bn_backward(l) : bn_error_code();
+    if (st == BN_OK && (s->gloss = bn_detach(l)) != NULL) bn_retain(s->gloss);
+    bn_scope_end();
+    if (st != BN_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", bn_error_message());
+        bn_cuda_graph_free(bn_cuda_graph_end(c->device.index));
+        fprintf(stderr, "born train: capturing a step for --graph: %s\n", msg);
+        return st;
+    }
+    s->graph = bn_cuda_graph_end(c->device.index);
+    return s->graph ? BN_OK : bn_error_code();
+}
+
+/* One optimizer step through the graph (captured first when there is none). */
+static bn_status graph_step(const gpt_run_cfg *c, gpt_session *s, double *loss)
+{
+    bn_scope_begin();
+    bn_tensor *x, *y;
+    bn_status st = bn_text_loader_next(s->train, &x, &y);
+    if (st == BN_OK) { /* the captured inputs live on the device, where the replays read them */
+        x = bn_tensor_to(x, c->device);
+        y = bn_tensor_to(y, c->device);
+        if (!x || !y) st = bn_error_code();
+    }
+    if (st == BN_OK && !s->graph) st = capture_step(c, s, x, y);
+    if (st == BN_OK) st = bn_copy_(s->xs, x);
+    if (st == BN_OK) st = bn_copy_(s->ys, y);
+    if (st == BN_OK) st = bn_cuda_graph_replay(s->graph);
+    if (st == BN_OK) *loss = bn_item(s->gloss);
+    if (st == BN_OK && bn_error_code() != BN_OK) st = bn_error_code();
+    if (st == BN_OK && c->grad_clip > 0 &&
+        !bn_clip_grad_norm_async(s->params, s->nparams, c->grad_clip, 2.0))
+        st = bn_error_code();
+    bn_scope_end();
+    if (st == BN_OK) st = bn_optim_step(s->decay);
+    if (st == BN_OK && s->no_decay) st = bn_optim_step(s->no_decay);
+    if (st == BN_OK) st = bn_sched_step(s->s_decay);
+    if (st == BN_OK && s->s_no_decay) st = bn_sched_step(s->s_no_decay);
+    if (st == BN_OK && !isfinite(*loss))
+        st = BN_ERR_ARG, bn_error_clear();
+    return st;
+}
+
 /* One optimizer step; *loss gets the batch's loss. */
 static bn_status train_step(const gpt_run_cfg *c, gpt_session *s, double *loss)
 {
+    if (c->graph && s->eager_steps >= 2) return graph_step(c, s, loss);
+    s->eager_steps++;
     bn_scope_begin();
     bn_tensor *x, *y, *l = NULL;
     bn_status st = bn_text_loader_next(s->train, &x, &y);
@@ -534,6 +616,7 @@ static const cli_opt train_gpt_opts[] = {
     {"--untied", NULL, NULL, "a separate output matrix instead of the token embedding"},
     {"--dropout", NULL, "P", "dropout probability (default 0)"},
     {"--checkpointing", NULL, NULL, "recompute each block in backward (less memory)"},
+    {"--graph", NULL, NULL, "CUDA graph steps: capture one step, replay it (--device cuda, no dropout)"},
     {"--batch", "-b", "B", "sequences per step (default 32)"},
     {"--steps", NULL, "N", "optimizer steps (default 1000)"},
     {"--lr", NULL, "LR", "peak learning rate of AdamW (default 1e-3)"},
