@@ -8,8 +8,10 @@
  *     from x, w, b and the saved log-sum-exp, forms d loss / d logits for the chunk and
  *     accumulates dx (its rows), dw and db chunk by chunk in a fixed order, so the (N, V) logits
  *     or their gradient never exist whole and the result does not depend on the thread count.
- *     Written with public ops (matmul, exp, scatter_add, ...), so it runs on every device. */
+ *     d loss / d logits comes from the backend's ce_rows_backward in one pass (backend_nn.h),
+ *     or, on a backend without it, is composed of public ops (exp, scatter_add, ...). */
 #include "autograd/grad_transformer.h"
+#include "backend/backend_nn.h"
 
 #include "born/autograd.h"
 #include "born/ops.h"
@@ -194,13 +196,42 @@ static void accumulate(bn_tensor **acc, bn_tensor *t)
     *acc = s;
 }
 
-/* d loss / d logits of rows [r0, r0 + R): gr_r (softmax(z_r) - eps / V - (1 - eps) onehot(t_r))
- * with z = x w^T + b recomputed and softmax = exp(z - lse). In the caller's scope. */
-static bn_tensor *lce_chunk_grad(const bn_lce_problem *p, const bn_tensor *xch,
-                                 const bn_tensor *w, const bn_tensor *b, const bn_tensor *t,
-                                 const bn_tensor *lse, const bn_tensor *gr, int64_t r0, int64_t R)
+/* The chunk's d loss / d logits through the backend's ce_rows_backward: z (R, V) as the product
+ * left it, written straight into dz (R, V) of dtype kdt. In the caller's scope. */
+static bn_tensor *lce_chunk_grad_fused(const bn_backend *be, const bn_lce_problem *p,
+                                       bn_dtype kdt, const bn_tensor *z, const bn_tensor *t,
+                                       const bn_tensor *lse, const bn_tensor *gr, int64_t r0,
+                                       int64_t R)
+{
+    if (!z) return NULL;
+    bn_tview zv = bn__tview(z);
+    if (zv.ndim != 2 || (zv.shape[1] > 1 && zv.strides[1] != 1)) {
+        z = bn_contiguous(z);
+        if (!z) return NULL;
+        zv = bn__tview(z);
+    }
+    bn_tensor *tc = bn_narrow(t, 0, r0, R);
+    bn_tensor *lc = bn_contiguous(bn_narrow(lse, 0, r0, R));
+    bn_tensor *gc = bn_contiguous(bn_narrow(gr, 0, r0, R));
+    bn_tensor *dz = bn__out(bn__empty(zv.shape, 2, kdt, z->storage->device));
+    if (!tc || !lc || !gc || !dz) return NULL;
+    bn_tview tv = bn__tview(tc), lv = bn__tview(lc), gv = bn__tview(gc), dv = bn__tview(dz);
+    if (be->nn->ce_rows_backward(&zv, &tv, &lv, &gv, p->smoothing, &dv) != BN_OK) return NULL;
+    return dz;
+}
+
+/* d loss / d logits of rows [r0, r0 + R) in the products' dtype kdt: gr_r (softmax(z_r) - eps / V
+ * - (1 - eps) onehot(t_r)) with z = x w^T + b recomputed and softmax = exp(z - lse); one pass of
+ * the backend's row kernel when it has one, composed of generic ops otherwise. In the caller's
+ * scope. */
+static bn_tensor *lce_chunk_grad(const bn_backend *be, const bn_lce_problem *p, bn_dtype kdt,
+                                 const bn_tensor *xch, const bn_tensor *w, const bn_tensor *b,
+                                 const bn_tensor *t, const bn_tensor *lse, const bn_tensor *gr,
+                                 int64_t r0, int64_t R)
 {
     bn_tensor *z = bn_linear(xch, w, b);
+    if (be->nn && be->nn->ce_rows_backward)
+        return lce_chunk_grad_fused(be, p, kdt, z, t, lse, gr, r0, R);
     if (z && z->dtype != BN_F64) z = bn_to_dtype(z, BN_F32); /* f16/bf16 products: widen */
     bn_tensor *pz = bn_exp(bn_sub(z, bn_unsqueeze(bn_narrow(lse, 0, r0, R), 1)));
     if (p->smoothing != 0) pz = bn_sub_scalar(pz, p->smoothing / (double)p->v);
@@ -209,7 +240,9 @@ static bn_tensor *lce_chunk_grad(const bn_lce_problem *p, const bn_tensor *xch,
                                            pz->storage->device))
                         : NULL;
     pz = bn_scatter_add(pz, 1, tc, hit);
-    return bn_mul(pz, bn_unsqueeze(bn_narrow(gr, 0, r0, R), 1));
+    bn_tensor *dz = bn_mul(pz, bn_unsqueeze(bn_narrow(gr, 0, r0, R), 1));
+    if (dz && dz->dtype != kdt) dz = bn_to_dtype(dz, kdt); /* the products on tensor cores */
+    return dz;
 }
 
 /* saved: 0 x, 1 w, 2 b (compute dtype; b may be absent), 3 target (i64, ignored rows 0) */
@@ -233,7 +266,9 @@ static bn_status lce_backward(bn_node *n, const bn_tensor *grad, bn_tensor **gra
     bool need_b = b && bn__node_needs(n, 2);
     /* gr: each row's d loss / d loss_row, 0 on ignored rows */
     bn_tensor *gr = bn_to_dtype(grad, cdt);
-    if (p->reduction == BN_REDUCTION_MEAN) gr = bn_div_scalar(gr, p->counted);
+    if (p->reduction == BN_REDUCTION_MEAN) /* the counted rows, summed on the device */
+        gr = c->valid ? bn_div(gr, bn_to_dtype(bn_sum(c->valid, BN_ALL, false), cdt))
+                      : bn_div_scalar(gr, p->counted);
     if (p->reduction != BN_REDUCTION_NONE) gr = bn_expand(gr, BN_SHAPE(p->n));
     if (c->valid) gr = bn_masked_fill(gr, bn_logical_not(c->valid), 0.0);
     if (!gr) return bn_error_code();
@@ -243,6 +278,8 @@ static bn_status lce_backward(bn_node *n, const bn_tensor *grad, bn_tensor **gra
         if (need_b) grads[2] = bn__out(bn__full(b->shape, 1, 0.0, kdt, dev));
         return bn_error_code();
     }
+    const bn_backend *be = bn__backend("bn_backward", dev);
+    if (!be) return bn_error_code();
     int64_t R = bn__lce_chunk_rows(p, bn_dtype_size(cdt), dev);
     int64_t nchunks = (p->n + R - 1) / R;
     bn_tensor **dxs = need_x ? calloc((size_t)nchunks, sizeof *dxs) : NULL;
@@ -253,8 +290,7 @@ static bn_status lce_backward(bn_node *n, const bn_tensor *grad, bn_tensor **gra
         int64_t r0 = k * R, rows = p->n - r0 < R ? p->n - r0 : R;
         bn_scope_begin();
         bn_tensor *xch = bn_narrow(x, 0, r0, rows);
-        bn_tensor *dz = lce_chunk_grad(p, xch, w, b, t, c->lse, gr, r0, rows);
-        if (kdt != cdt) dz = bn_to_dtype(dz, kdt); /* the products on tensor cores */
+        bn_tensor *dz = lce_chunk_grad(be, p, kdt, xch, w, b, t, c->lse, gr, r0, rows);
         if (need_x) {
             dxs[k] = bn_matmul(dz, w); /* (R, V) @ (V, D) */
             if (dxs[k]) bn_retain(dxs[k]);

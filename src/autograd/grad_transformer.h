@@ -35,7 +35,8 @@ typedef struct bn_lce_problem {
     int64_t n, d, v;
     double smoothing;
     int reduction;  /* bn_reduction */
-    double counted; /* rows not ignored */
+    double counted; /* rows not ignored (without ignore_index: n; with it the divisor is summed
+                     * from valid on the device, and this is only n) */
 } bn_lce_problem;
 
 /* Rows per chunk: about BN_LCE_CHUNK_BYTES of logits on the CPU (a few MB, so the chunk stays

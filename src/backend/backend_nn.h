@@ -73,6 +73,23 @@ typedef struct bn_backend_nn {
      * (deterministic). */
     bn_status (*embedding_backward)(const bn_tview *grad_out, const bn_tview *indices,
                                     const bn_tview *grad_weight);
+
+    /* ---- cross-entropy rows (the chunks of bn_linear_cross_entropy); optional ----
+     * NULL: ops/linear_ce.c and its rule compose them of generic ops. z (R, V) is row-major with
+     * last stride 1 (any row stride), f32, f64, f16 or bf16; its compute dtype is f64 for f64
+     * and f32 otherwise. target (R) i64 (any stride), every index already in [0, V) (ignored
+     * rows carry 0). Other vectors are (R) contiguous. Rows are independent: a row's results do
+     * not depend on R or on the thread count. */
+    /* One pass over z: lse_r = log sum_c exp(z_rc) (shifted by the row's max unless that is
+     * infinite, like torch's logsumexp), zt_r = z_{r, t_r} and, unless zsum is NULL,
+     * zsum_r = sum_c z_rc; lse, zt, zsum in the compute dtype. */
+    bn_status (*ce_rows_forward)(const bn_tview *z, const bn_tview *target, const bn_tview *lse,
+                                 const bn_tview *zt, const bn_tview *zsum);
+    /* One pass: dz_rc = (exp(z_rc - lse_r) - smoothing / V - (1 - smoothing) [c == t_r]) * gr_r,
+     * computed in the compute dtype and rounded once to dz's dtype (z's or the compute dtype);
+     * lse and gr (R) in the compute dtype; dz (R, V) contiguous. */
+    bn_status (*ce_rows_backward)(const bn_tview *z, const bn_tview *target, const bn_tview *lse,
+                                  const bn_tview *gr, double smoothing, const bn_tview *dz);
 } bn_backend_nn;
 
 #endif

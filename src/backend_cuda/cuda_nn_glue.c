@@ -3,6 +3,7 @@
  * for from the caching allocator, and queues the kernels on the current device's stream. Only
  * embedding waits for the GPU: its contract reports an out-of-range index as an error, so it
  * reads back the kernel's "first bad position" word (8 bytes) before returning. */
+#include "backend_cuda/cuda_ce.h"
 #include "backend_cuda/cuda_nn.h"
 #include "backend_cuda/cuda_plugin.h"
 
@@ -144,6 +145,11 @@ static bn_status k_embedding(const bn_tview *weight, const bn_tview *indices, co
     if (st == BN_OK) st = bcu_kernel_status(bcu_nn_embedding(s, V(weight), V(indices), V(out), bad),
                                             "embedding");
     unsigned long long first = ~0ull;
+    /* while a CUDA graph is captured nothing can be read back: a bad index's row is NaN */
+    if (bcu_current()->capturing) {
+        scratch_free(bad);
+        return st;
+    }
     if (st == BN_OK) st = bcu_copy_to_host(&first, bad, sizeof first);
     scratch_free(bad);
     if (st != BN_OK || first == ~0ull) return st;
@@ -179,6 +185,22 @@ static bn_status k_embedding_backward(const bn_tview *grad_out, const bn_tview *
     return bcu_kernel_status(rc, "embedding_backward");
 }
 
+/* ---- cross-entropy rows (cuda_ce.cu) -------------------------------------------------------------- */
+static bn_status k_ce_rows_forward(const bn_tview *z, const bn_tview *target, const bn_tview *lse,
+                                   const bn_tview *zt, const bn_tview *zsum)
+{
+    return bcu_kernel_status(bcu_ce_rows_forward(STREAM, V(z), V(target), V(lse), V(zt), VO(zsum)),
+                             "ce_rows_forward");
+}
+
+static bn_status k_ce_rows_backward(const bn_tview *z, const bn_tview *target, const bn_tview *lse,
+                                    const bn_tview *gr, double smoothing, const bn_tview *dz)
+{
+    return bcu_kernel_status(
+        bcu_ce_rows_backward(STREAM, V(z), V(target), V(lse), V(gr), smoothing, V(dz)),
+        "ce_rows_backward");
+}
+
 const bn_backend_nn bcu_nn = {
     .row_norm = k_row_norm,
     .row_norm_backward = k_row_norm_backward,
@@ -189,4 +211,6 @@ const bn_backend_nn bcu_nn = {
     .dropout_mask = k_dropout_mask,
     .embedding = k_embedding,
     .embedding_backward = k_embedding_backward,
+    .ce_rows_forward = k_ce_rows_forward,
+    .ce_rows_backward = k_ce_rows_backward,
 };

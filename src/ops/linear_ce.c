@@ -11,10 +11,17 @@
  * f16/bf16 inputs are computed in f32. On a GPU they stay in their dtype for the three products
  * (tensor cores, f32 accumulation; under autocast the inputs are cast to the region's dtype,
  * like bn_linear) and each logits chunk is widened to f32 for the softmax statistics; per-row
- * losses and their reduction are in f64 everywhere. */
+ * losses and their reduction are in f64 everywhere. A backend with the cross-entropy row kernels
+ * (backend_nn.h: ce_rows_forward / ce_rows_backward; the CPU and CUDA ones have them) gets each
+ * chunk's logits as the product left them (f16/bf16 on a GPU, no widening copy) and gives the
+ * log-sum-exp, the target's logit and the row sum in one pass; the rule's chunks then come back
+ * as d loss / d logits in the products' dtype, also in one pass. */
 #include "amp/amp_internal.h"
 #include "autograd/grad_transformer.h"
+#include "backend/backend_nn.h"
 #include "born/transformer.h"
+
+#include <math.h>
 
 static bool check_inputs(const char *fn, const bn_tensor *x, const bn_tensor *w,
                          const bn_tensor *b, const bn_tensor *target, const bn_ce_opts *o)
@@ -69,13 +76,17 @@ static bool check_inputs(const char *fn, const bn_tensor *x, const bn_tensor *w,
 }
 
 /* Fails naming the first class index out of [0, V) that is not ignored; the targets come to the
- * host only when the device found one. In a private scope. */
-static bool check_targets(const char *fn, const bn_tensor *t, const bn_tensor *valid, int64_t V)
+ * host only when the device found one. While a CUDA graph is captured nothing can be read back:
+ * *poison then gets the 0-d bool "some target is out of range", which makes the loss NaN. In a
+ * private scope. */
+static bool check_targets(const char *fn, const bn_tensor *t, const bn_tensor *valid, int64_t V,
+                          bn_tensor **poison)
 {
     bn_tensor *bad = bn_logical_or(bn_lt_scalar(t, 0), bn_ge_scalar(t, (double)V));
     if (valid) bad = bn_logical_and(bad, valid);
     bn_tensor *any = bn_any(bad, BN_ALL, false);
     if (!any) return false;
+    if (bn__capturing()) return *poison = any, true;
     if (bn_item(any) == 0) return true;
     bn_tensor *h = bn_contiguous(bn_tensor_to(t, bn_cpu()));
     bn_tensor *hv = valid ? bn_contiguous(bn_tensor_to(valid, bn_cpu())) : NULL;
@@ -93,11 +104,40 @@ static bool check_targets(const char *fn, const bn_tensor *t, const bn_tensor *v
            false;
 }
 
+/* One chunk's statistics through the backend's ce_rows_forward: z (R, V) in its product dtype,
+ * tc (R) i64; *lse, *zt and (with label smoothing) *zsum (R) in the compute dtype. In the
+ * caller's scope. */
+static bool rows_fused(const bn_backend *be, const bn_lce_problem *p, const bn_tensor *z,
+                       const bn_tensor *tc, bn_tensor **lse, bn_tensor **zt, bn_tensor **zsum)
+{
+    *lse = *zt = *zsum = NULL;
+    if (!z || !tc) return false;
+    bn_tview zv = bn__tview(z);
+    if (zv.ndim != 2 || (zv.shape[1] > 1 && zv.strides[1] != 1)) {
+        z = bn_contiguous(z);
+        if (!z) return false;
+        zv = bn__tview(z);
+    }
+    bn_device dev = z->storage->device;
+    bn_dtype cdt = z->dtype == BN_F64 ? BN_F64 : BN_F32;
+    int64_t rows[1] = {zv.shape[0]};
+    *lse = bn__out(bn__empty(rows, 1, cdt, dev));
+    *zt = bn__out(bn__empty(rows, 1, cdt, dev));
+    if (p->smoothing != 0) *zsum = bn__out(bn__empty(rows, 1, cdt, dev));
+    if (!*lse || !*zt || (p->smoothing != 0 && !*zsum)) return false;
+    bn_tview tv = bn__tview(tc), lv = bn__tview(*lse), ztv = bn__tview(*zt);
+    bn_tview sv = *zsum ? bn__tview(*zsum) : (bn_tview){0};
+    return be->nn->ce_rows_forward(&zv, &tv, &lv, &ztv, *zsum ? &sv : NULL) == BN_OK;
+}
+
 /* The per-row losses (N) in f64 and the log-sum-exps (N) in the compute dtype, chunk by chunk.
  * In a private scope (the results belong to it). */
 static bool lce_rows(const bn_lce_problem *p, const bn_tensor *x, const bn_tensor *w,
                      const bn_tensor *b, const bn_tensor *t, bn_tensor **loss, bn_tensor **lse)
 {
+    const bn_backend *be = bn__backend("bn_linear_cross_entropy", x->storage->device);
+    if (!be) return false;
+    bool fused = be->nn && be->nn->ce_rows_forward;
     int64_t R = bn__lce_chunk_rows(p, x->dtype == BN_F64 ? 8 : 4, x->storage->device);
     int64_t nchunks = (p->n + R - 1) / R;
     bn_tensor **parts = calloc((size_t)(2 * nchunks + 1), sizeof *parts);
@@ -107,15 +147,21 @@ static bool lce_rows(const bn_lce_problem *p, const bn_tensor *x, const bn_tenso
         int64_t r0 = k * R, rows = p->n - r0 < R ? p->n - r0 : R;
         bn_scope_begin();
         bn_tensor *z = bn_linear(bn_narrow(x, 0, r0, rows), w, b); /* (R, V) */
-        if (z && z->dtype != BN_F64) z = bn_to_dtype(z, BN_F32);
-        bn_tensor *tc = bn_unsqueeze(bn_narrow(t, 0, r0, rows), 1);
-        bn_tensor *lse_c = bn_logsumexp(z, 1, false);
-        bn_tensor *zt = bn_squeeze(bn_gather(z, 1, tc), 1);
+        bn_tensor *lse_c = NULL, *zt = NULL, *zsum = NULL;
+        if (fused) {
+            if (!rows_fused(be, p, z, bn_narrow(t, 0, r0, rows), &lse_c, &zt, &zsum))
+                lse_c = zt = zsum = NULL; /* the error is set */
+        } else {
+            if (z && z->dtype != BN_F64) z = bn_to_dtype(z, BN_F32);
+            bn_tensor *tc = bn_unsqueeze(bn_narrow(t, 0, r0, rows), 1);
+            lse_c = bn_logsumexp(z, 1, false);
+            zt = bn_squeeze(bn_gather(z, 1, tc), 1);
+            if (p->smoothing != 0) zsum = bn_sum(z, 1, false);
+        }
         bn_tensor *l = bn_sub(bn_to_dtype(lse_c, BN_F64),
                               bn_mul_scalar(bn_to_dtype(zt, BN_F64), 1 - p->smoothing));
         if (p->smoothing != 0)
-            l = bn_sub(l, bn_mul_scalar(bn_to_dtype(bn_sum(z, 1, false), BN_F64),
-                                        p->smoothing / (double)p->v));
+            l = bn_sub(l, bn_mul_scalar(bn_to_dtype(zsum, BN_F64), p->smoothing / (double)p->v));
         ok = l && lse_c;
         if (ok) {
             parts[k] = bn_scope_keep(l);
@@ -172,21 +218,25 @@ bn_tensor *bn_linear_cross_entropy(const bn_tensor *x, const bn_tensor *w, const
         valid = bn_ne_scalar(t, (double)o.ignore_index);
         ok = valid != NULL;
     }
-    ok = ok && check_targets(fn, t, valid, p.v);
+    bn_tensor *poison = NULL, *count = NULL;
+    ok = ok && check_targets(fn, t, valid, p.v, &poison);
     if (ok) {
         p.counted = (double)p.n;
         if (valid) {
-            bn_tensor *cnt = bn_sum(valid, BN_ALL, false);
-            p.counted = cnt ? bn_item(cnt) : 0;
+            /* the mean's divisor stays on the device: no host read (the backward sums valid
+             * again) */
+            count = bn_to_dtype(bn_sum(valid, BN_ALL, false), BN_F64);
             t = bn_masked_fill(t, bn_logical_not(valid), 0.0); /* ignored rows read class 0 */
-            ok = cnt && t;
+            ok = count && t;
         }
     }
     ok = ok && lce_rows(&p, xc, wc, bc, t, &loss, &lse);
     if (ok) {
         if (valid) loss = bn_masked_fill(loss, bn_logical_not(valid), 0.0);
         if (o.reduction != BN_REDUCTION_NONE) loss = bn_sum(loss, BN_ALL, false);
-        if (o.reduction == BN_REDUCTION_MEAN) loss = bn_div_scalar(loss, p.counted); /* 0/0: NaN */
+        if (o.reduction == BN_REDUCTION_MEAN) /* 0/0: NaN */
+            loss = count ? bn_div(loss, count) : bn_div_scalar(loss, p.counted);
+        if (poison) loss = bn_masked_fill(loss, poison, NAN);
         /* f16/bf16 products give an f32 loss (the loss needs range and digits, like
          * bn_cross_entropy under autocast) */
         out = bn_to_dtype(loss, kdt != cdt ? cdt : x->dtype);

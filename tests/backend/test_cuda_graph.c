@@ -12,6 +12,7 @@
 #include "born/autograd.h"
 #include "born/cuda.h"
 #include "born/data.h"
+#include "born/gpt.h"
 #include "born/nn.h"
 #include "born/optim.h"
 #include "born/train.h"
@@ -221,6 +222,114 @@ Test(cuda_graph, train_epoch_with_graphs_matches_the_eager_epoch)
                 bn_metrics_free(&mg);
                 bn_scope_end();
             });
+}
+
+/* A tiny GPT (learned positions, tied embeddings, bf16 autocast, the chunked classifier +
+ * cross-entropy with its ignore_index) trained 5 AdamW steps on the GPU: the last 3 through a
+ * captured step (copy the batch in, replay, step) against all 5 eager; returns the parameters
+ * on the CPU and the last loss. */
+static int gpt_train(bool graph, bn_tensor **params, double *last)
+{
+    bn_gpt_config c = {.vocab_size = 97, .context = 32, .layers = 2, .heads = 4, .dim = 64};
+    bn_manual_seed(3);
+    bn_module *m = bn_gpt_new(&c);
+    cr_assert_not_null(m, "%s", bn_error_message());
+    cr_assert_eq(bn_module_to_device(m, bn_cuda(0)), BN_OK, "%s", bn_error_message());
+    bn_optim *o = bn_optim_adamw(m, (bn_adam_opts){.lr = 1e-3});
+    cr_assert_not_null(o, "%s", bn_error_message());
+    bn_tensor *xs = NULL, *ys = NULL, *gl = NULL;
+    bn_cuda_graph *g = NULL;
+    for (int step = 0; step < 5; step++) {
+        bn_manual_seed(100 + (uint64_t)step);
+        bn_tensor *x = gpu(bn_randint(0, 97, BN_SHAPE(3, 32), BN_I64));
+        bn_tensor *y = gpu(bn_randint(0, 97, BN_SHAPE(3, 32), BN_I64));
+        if (!graph || step < 2) {
+            bn_optim_zero_grad(o);
+            bn_scope_begin();
+            cr_assert_eq(bn_autocast_begin(BN_BF16), BN_OK);
+            bn_tensor *l = bn_gpt_loss(m, x, y);
+            cr_assert_eq(bn_autocast_end(), BN_OK);
+            cr_assert_not_null(l, "%s", bn_error_message());
+            cr_assert_eq(bn_backward(l), BN_OK, "%s", bn_error_message());
+            *last = bn_item(l);
+            bn_scope_end();
+        } else {
+            if (!g) {
+                xs = bn_clone(x), ys = bn_clone(y);
+                bn_optim_zero_grad(o);
+                cr_assert_eq(bn_cuda_graph_begin(0), BN_OK);
+                bn_scope_begin();
+                cr_assert_eq(bn_autocast_begin(BN_BF16), BN_OK);
+                bn_tensor *l = bn_gpt_loss(m, xs, ys);
+                cr_assert_eq(bn_autocast_end(), BN_OK);
+                cr_assert_not_null(l, "%s", bn_error_message());
+                cr_assert_eq(bn_backward(l), BN_OK, "%s", bn_error_message());
+                gl = bn_scope_keep(bn_detach(l));
+                bn_scope_end();
+                g = bn_cuda_graph_end(0);
+                cr_assert_not_null(g, "GPT capture: %s", bn_error_message());
+            }
+            cr_assert_eq(bn_copy_(xs, x), BN_OK);
+            cr_assert_eq(bn_copy_(ys, y), BN_OK);
+            cr_assert_eq(bn_cuda_graph_replay(g), BN_OK);
+            *last = bn_item(gl);
+        }
+        cr_assert_eq(bn_optim_step(o), BN_OK, "%s", bn_error_message());
+    }
+    bn_tensor *p[64];
+    int n = (int)bn_module_parameters(m, p, 64);
+    for (int i = 0; i < n; i++) params[i] = cpu(bn_detach(p[i]));
+    bn_cuda_graph_free(g);
+    bn_optim_free(o);
+    bn_module_free(m);
+    return n;
+}
+
+Test(cuda_graph, gpt_steps_with_a_graph_match_the_eager_steps)
+{
+    NEED_GPU();
+    BNT_ASSERT_NO_LEAK({
+        bn_scope_begin();
+        bn_tensor *pe[64], *pg[64];
+        double le = 0, lg = 0;
+        int n = gpt_train(false, pe, &le), ng = gpt_train(true, pg, &lg);
+        cr_assert_eq(n, ng);
+        cr_assert_float_eq(lg, le, 1e-4 * (1 + le), "last loss %g (graph) vs %g (eager)", lg, le);
+        for (int i = 0; i < n; i++) bnt_assert_close(pg[i], pe[i], 1e-4, 1e-5, "gpt parameter");
+        bn_scope_end();
+    });
+}
+
+/* A bad token id inside a capture: no error can be raised, the embedding rows and so the loss
+ * become NaN. */
+Test(cuda_graph, a_bad_token_inside_a_gpt_capture_gives_a_nan_loss)
+{
+    NEED_GPU();
+    BNT_ASSERT_NO_LEAK({
+        bn_scope_begin();
+        bn_gpt_config c = {.vocab_size = 50, .context = 16, .layers = 1, .heads = 2, .dim = 32};
+        bn_module *m = bn_gpt_new(&c);
+        cr_assert_eq(bn_module_to_device(m, bn_cuda(0)), BN_OK);
+        bn_tensor *x = gpu(bn_randint(0, 50, BN_SHAPE(2, 16), BN_I64));
+        bn_tensor *y = gpu(bn_randint(0, 50, BN_SHAPE(2, 16), BN_I64));
+        bn_tensor *loss = gpu(bn_zeros(BN_SHAPE(), BN_F32));
+        cr_assert_eq(bn_cuda_graph_begin(0), BN_OK);
+        bn_scope_begin();
+        cr_assert_eq(bn_copy_(loss, bn_gpt_loss(m, x, y)), BN_OK, "%s", bn_error_message());
+        bn_scope_end();
+        bn_cuda_graph *g = bn_cuda_graph_end(0);
+        cr_assert_not_null(g, "%s", bn_error_message());
+        cr_assert_eq(bn_cuda_graph_replay(g), BN_OK);
+        double ok = bn_item(loss);
+        cr_assert(ok == ok, "good tokens give a number, got %g", ok);
+        cr_assert_eq(bn_fill_(bn_narrow(x, 1, 3, 1), 77), BN_OK); /* >= vocab 50 */
+        cr_assert_eq(bn_cuda_graph_replay(g), BN_OK);
+        double bad = bn_item(loss);
+        cr_assert(bad != bad, "a token out of range must poison the loss, got %g", bad);
+        bn_cuda_graph_free(g);
+        bn_module_free(m);
+        bn_scope_end();
+    });
 }
 
 /* No GPU needed: the options are checked before anything runs. */

@@ -1,6 +1,7 @@
 /* backend/cpu/nn.c — the nn kernel family's table (backend_nn.h), with the dropout mask and the
  * embedding gather / scatter-add kernels; the norms live in norm.c. */
 #include "backend/backend_nn.h"
+#include "backend/cpu/ce_rows.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/iter.h"
 #include "backend/cpu/nn_kernels.h"
@@ -118,4 +119,6 @@ const bn_backend_nn bn_cpu_nn = {
     .dropout_mask = cpu_dropout_mask,
     .embedding = cpu_embedding,
     .embedding_backward = cpu_embedding_backward,
+    .ce_rows_forward = bn_cpu_ce_rows_forward,
+    .ce_rows_backward = bn_cpu_ce_rows_backward,
 };
