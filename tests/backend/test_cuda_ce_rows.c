@@ -11,7 +11,8 @@
  *   - bn_linear_cross_entropy on the GPU (now on these kernels) against the CPU, f32 and bf16;
  *   - bad views: the error code, the message, no leak.
  * Tolerances: the GPU's expf against the CPU's vmath exp and its own order of summation: f32
- * statistics rel 1e-5 (zsum, which cancels, by its magnitude sum |z|), dz rel 1e-5; f16 / bf16
+ * statistics rel 1e-5 (zsum, which cancels, by its magnitude sum |z|), dz rel 1e-5 (f32 dz also
+ * 4 units of the last place of 1 times max |gr|, where p - eps / V cancels); f16 / bf16
  * dz one unit of the last place (and f16's subnormal spacing); f64 1e-12. Without a GPU (or
  * the plugin) every test skips. */
 #include "bn_test.h"
@@ -125,7 +126,13 @@ static void check_rows(int64_t R, int64_t V, bn_dtype dt, int lay, double zsc, d
                      : ddt == BN_F32 ? 1e-5
                      : ddt == BN_F16 ? 1.0 / 1024
                                      : 1.0 / 128;
-        double dat = ddt == BN_F64 ? 1e-15 : ddt == BN_F16 ? 0x1p-24 : 1e-9;
+        /* f32: a few units of the last place of the softmax weight (<= 1) times |gr|, which
+         * is what is left where p - eps / V cancels */
+        double gmax = bn_item(bn_max(bn_abs(bn_to_dtype(gr, BN_F64)), BN_ALL, false));
+        double dat = ddt == BN_F64   ? 1e-15
+                     : ddt == BN_F16 ? 0x1p-24
+                     : ddt == BN_F32 ? 4 * 0x1p-24 * gmax
+                                     : 1e-9;
         snprintf(m, sizeof m, "(%lld, %lld) %s %s eps %g: dz (%s)", (long long)R, (long long)V,
                  bn_dtype_name(dt), lay_names[lay], eps, bn_dtype_name(ddt));
         cr_assert_eq(bn_dtype_of(dg), ddt, "%s: dtype", m);
