@@ -319,6 +319,21 @@ static int setup_data(const opts *o, bench *b)
     return sync_device(o->device) == BN_OK ? 0 : fail("bn_cuda_synchronize");
 }
 
+/* AdamW on both groups, then (zero: the gradients cleared, as an eager step does; a graph's are
+ * rewritten by its next replay) the schedules. */
+static bn_status optim_steps(bench *b, bool zero)
+{
+    bn_status st = bn_optim_step(b->decay);
+    if (st == BN_OK && b->no_decay) st = bn_optim_step(b->no_decay);
+    if (zero) {
+        bn_optim_zero_grad(b->decay);
+        if (b->no_decay) bn_optim_zero_grad(b->no_decay);
+    }
+    if (st == BN_OK) st = bn_sched_step(b->s_decay);
+    if (st == BN_OK && b->s_no_decay) st = bn_sched_step(b->s_no_decay);
+    return st;
+}
+
 /* One optimizer step on batch i: cmd_train_gpt.c's train_step without reading the loss. When
  * keep is not NULL, *keep gets the loss (detached, still on the device), owned by the caller's
  * scope. */
@@ -342,13 +357,7 @@ static bn_status train_step(const opts *o, bench *b, int64_t i, bn_tensor **keep
         !bn_clip_grad_norm_async(b->params, b->nparams, o->grad_clip, 2.0))
         st = bn_error_code();
     bn_scope_end();
-    if (st == BN_OK) st = bn_optim_step(b->decay);
-    if (st == BN_OK && b->no_decay) st = bn_optim_step(b->no_decay);
-    bn_optim_zero_grad(b->decay);
-    if (b->no_decay) bn_optim_zero_grad(b->no_decay);
-    if (st == BN_OK) st = bn_sched_step(b->s_decay);
-    if (st == BN_OK && b->s_no_decay) st = bn_sched_step(b->s_no_decay);
-    return st;
+    return st == BN_OK ? optim_steps(b, true) : st;
 }
 
 /* --graph: captures forward + loss + backward on copies of batch 0 (the gradients the capture
@@ -399,11 +408,7 @@ static bn_status graph_step(const opts *o, bench *b, int64_t i, bn_tensor **keep
         !bn_clip_grad_norm_async(b->params, b->nparams, o->grad_clip, 2.0))
         st = bn_error_code();
     bn_scope_end();
-    if (st == BN_OK) st = bn_optim_step(b->decay);
-    if (st == BN_OK && b->no_decay) st = bn_optim_step(b->no_decay);
-    if (st == BN_OK) st = bn_sched_step(b->s_decay);
-    if (st == BN_OK && b->s_no_decay) st = bn_sched_step(b->s_no_decay);
-    return st;
+    return st == BN_OK ? optim_steps(b, false) : st;
 }
 
 /* A JSON number, or null when x is not finite. */

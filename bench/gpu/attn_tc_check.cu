@@ -2,7 +2,8 @@
  * (src/backend_cuda/cuda_attention_tc.cu), without libborn:
  *
  *   nvcc -O3 -std=c++17 -arch=sm_90 -I src bench/gpu/attn_tc_check.cu \
- *        src/backend_cuda/cuda_attention_tc.cu -o /tmp/attn_tc_check
+ *        src/backend_cuda/cuda_attention_tc.cu src/backend_cuda/cuda_common.cu \
+ *        -o /tmp/attn_tc_check
  *   /tmp/attn_tc_check          # checks, then timings
  *   /tmp/attn_tc_check check    # checks only (exit status 1 on any FAIL)
  *   /tmp/attn_tc_check bench    # timings only
@@ -22,41 +23,11 @@
 
 #include <algorithm>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <vector>
 
-/* ---- the plugin helpers the kernels' host code uses ----------------------------------------- */
-static char g_message[512];
-
-int unsupported(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g_message, sizeof g_message, fmt, ap);
-    va_end(ap);
-    return BCU_ERR_UNSUPPORTED;
-}
-
-int launch_status(const char *what)
-{
-    cudaError_t e = cudaGetLastError();
-    if (e == cudaSuccess) return BCU_OK;
-    snprintf(g_message, sizeof g_message, "CUDA %s kernel launch failed: %s", what,
-             cudaGetErrorString(e));
-    return BCU_ERR_INTERNAL;
-}
-
-extern "C" const char *bcu_dtype_name(int dtype)
-{
-    static const char *const names[] = {"f32", "f64", "f16", "bf16", "i8",
-                                        "u8",  "i32", "i64", "bool"};
-    return dtype >= 0 && dtype <= BCU_BOOL ? names[dtype] : "?";
-}
-
-extern "C" const char *bcu_last_message(void) { return g_message; }
 
 #define CK(call)                                                                                   \
     do {                                                                                           \
