@@ -3,12 +3,17 @@
  * Shakespeare (../shared/data/tinyshakespeare.txt; skipped with a message when it is missing)
  * learns (its losses fall below the uniform guess), reports JSON lines, saves one file that
  * `born generate` continues a prompt from — the same text for the same seed — and bad command
- * lines fail with exit code 2 and a message naming the problem. */
+ * lines fail with exit code 2 and a message naming the problem. --out keeps the model with the
+ * best validation loss (`born eval` on it gives that loss back, exactly), --save-last the last
+ * one; a run resumed from a --checkpoint file continues bit for bit (the same losses, the same
+ * checkpoint and model files, byte for byte, with dropout on); checkpoints from another model or
+ * other data, and missing or damaged files, are refused with the difference or the path. */
 #include "bn_test.h"
 #include "json_dom.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -213,4 +218,317 @@ Test(cli_gpt, bad_command_lines_say_what_is_wrong)
                               "--context", "64"),
                  1, "needs at least 65 in each", NULL);
     expect_usage(BNT_RUN_BORN("generate", "--model", SHAKESPEARE), 1, "born generate:", NULL);
+}
+
+/* ---- best model, checkpoints, resume, eval ----------------------------------------------------- */
+
+/* A fresh directory for one test's files. */
+static void temp_dir(char *path, size_t n)
+{
+    snprintf(path, n, "/tmp/born-gpt-cli-XXXXXX");
+    cr_assert_not_null(mkdtemp(path));
+}
+
+static void remove_tree(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* The bytes of a file (malloc'ed; *n its size). */
+static char *read_all(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    long len = ftell(f);
+    cr_assert_geq(len, 0);
+    rewind(f);
+    char *b = malloc((size_t)len + 1);
+    cr_assert_not_null(b);
+    cr_assert_eq(fread(b, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+static void assert_same_bytes(const char *a, const char *b)
+{
+    size_t na, nb;
+    char *x = read_all(a, &na), *y = read_all(b, &nb);
+    cr_assert_eq(na, nb, "%s has %zu bytes, %s %zu", a, na, b, nb);
+    cr_assert_eq(memcmp(x, y, na), 0, "%s and %s differ", a, b);
+    free(x);
+    free(y);
+}
+
+static const char *str(const jv *o, const char *key)
+{
+    const jv *v = jv_get(o, key);
+    cr_assert(v && v->kind == JV_STRING, "missing string '%s'", key);
+    return v->string;
+}
+
+/* `born eval --json` on model with the windows of TRAIN_ARGS-like runs (seed 3, batch 8, 2
+ * iterations, the first 20000 bytes); the loss. */
+static double eval_loss(const char *model, const char *split)
+{
+    bnt_run_result r = BNT_RUN_BORN("eval", "--model", model, "--data", SHAKESPEARE, "--limit",
+                                    "20000", "--batch", "8", "--iters", "2", "--seed", "3",
+                                    "--split", split, "--json");
+    cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
+    jv o;
+    const char *err;
+    size_t pos;
+    cr_assert(jv_parse(r.out, &o, &err, &pos), "bad JSON (%s): %s", err, r.out);
+    cr_assert_str_eq(str(&o, "split"), split);
+    cr_assert_str_eq(str(&o, "model"), "gpt");
+    double loss = num(&o, "loss");
+    cr_assert_float_eq(num(&o, "perplexity"), exp(loss), 1e-9 * exp(loss));
+    jv_free(&o);
+    bnt_run_result_free(&r);
+    return loss;
+}
+
+/* A rate too high to settle: the validation loss goes down and up again, so the last model is
+ * not the best (6 evaluations in 12 steps). */
+#define JUMPY_ARGS                                                                                 \
+    "train", "--model", "gpt", "--data", SHAKESPEARE, "--limit", "20000", "--layers", "2",         \
+        "--heads", "2", "--dim", "32", "--context", "32", "--batch", "8", "--steps", "12",         \
+        "--eval-every", "2", "--eval-iters", "2", "--lr", "0.3", "--min-lr", "0.3", "--warmup",    \
+        "0", "--seed", "3", "--json"
+
+Test(cli_gpt, out_keeps_the_model_with_the_best_val_loss_and_eval_gives_it_back)
+{
+    need_data();
+    char dir[64], best[128], last[128];
+    temp_dir(dir, sizeof dir);
+    snprintf(best, sizeof best, "%s/best.born", dir);
+    snprintf(last, sizeof last, "%s/last.born", dir);
+    bnt_run_result r = BNT_RUN_BORN(JUMPY_ARGS, "--out", best);
+    cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
+    jv l[8];
+    cr_assert_eq(parse_lines(r.out, l, 8), 7, "six evaluations and a final object");
+    double min = INFINITY, min_train = NAN;
+    int64_t argmin = 0;
+    for (int i = 0; i < 6; i++)
+        if (num(&l[i], "val_loss") < min) {
+            min = num(&l[i], "val_loss");
+            min_train = num(&l[i], "train_loss");
+            argmin = (int64_t)num(&l[i], "step");
+        }
+    cr_assert_neq(argmin, 12, "this run was chosen so that the last model is not the best: %s",
+                  r.out);
+    cr_assert_eq(num(&l[6], "best_val_loss"), min);
+    cr_assert_eq(num(&l[6], "best_step"), (double)argmin);
+    cr_assert_str_eq(str(&l[6], "saved"), "best");
+    cr_assert_str_eq(str(&l[6], "out"), best);
+    double last_val = num(&l[5], "val_loss");
+    cr_assert_gt(last_val, min);
+    for (int i = 0; i < 7; i++) jv_free(&l[i]);
+    bnt_run_result_free(&r);
+    /* the file holds the model of the best evaluation: the same windows give the same losses */
+    cr_assert_eq(eval_loss(best, "val"), min);
+    cr_assert_eq(eval_loss(best, "train"), min_train);
+
+    /* --save-last: the same run keeps its last model */
+    r = BNT_RUN_BORN(JUMPY_ARGS, "--out", last, "--save-last");
+    cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
+    cr_assert_eq(parse_lines(r.out, l, 8), 7);
+    cr_assert_eq(num(&l[5], "val_loss"), last_val, "the same seed, the same run");
+    cr_assert_str_eq(str(&l[6], "saved"), "last");
+    cr_assert_eq(num(&l[6], "best_val_loss"), min);
+    for (int i = 0; i < 7; i++) jv_free(&l[i]);
+    bnt_run_result_free(&r);
+    cr_assert_eq(eval_loss(last, "val"), last_val);
+
+    /* text output: the loss and its perplexity; the final line and the saves name the best */
+    r = BNT_RUN_BORN("eval", "--model", best, "--data", SHAKESPEARE, "--limit", "20000",
+                     "--batch", "8", "--iters", "2", "--seed", "3");
+    cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
+    cr_assert(strstr(r.out, "born eval: ") && strstr(r.out, "val split"), "%s", r.out);
+    const char *at = strstr(r.out, "val loss ");
+    cr_assert_not_null(at, "%s", r.out);
+    double loss, ppl;
+    cr_assert_eq(sscanf(at, "val loss %lf  perplexity %lf", &loss, &ppl), 2, "%s", r.out);
+    cr_assert_float_eq(loss, min, 1e-4);
+    cr_assert_float_eq(ppl, exp(loss), 1e-3 * ppl);
+    bnt_run_result_free(&r);
+    r = BNT_RUN_BORN("train", "--model", "gpt", "--data", SHAKESPEARE, "--limit", "20000",
+                     "--layers", "2", "--heads", "2", "--dim", "32", "--context", "32", "--batch",
+                     "8", "--steps", "12", "--eval-every", "2", "--eval-iters", "2", "--lr", "0.3",
+                     "--min-lr", "0.3", "--warmup", "0", "--seed", "3", "--out", best);
+    cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
+    char want[160];
+    snprintf(want, sizeof want, "best val loss %.4f at step %lld", min, (long long)argmin);
+    cr_assert(strstr(r.out, want), "'%s' not in: %s", want, r.out);
+    snprintf(want, sizeof want, "saved %s (the best model: step %lld", best, (long long)argmin);
+    cr_assert(strstr(r.out, want), "'%s' not in: %s", want, r.out);
+    bnt_run_result_free(&r);
+    remove_tree(dir);
+}
+
+#define RESUME_ARGS                                                                                \
+    "train", "--model", "gpt", "--data", SHAKESPEARE, "--limit", "20000", "--layers", "2",         \
+        "--heads", "2", "--dim", "32", "--context", "32", "--batch", "8", "--steps", "20",         \
+        "--eval-every", "5", "--eval-iters", "2", "--lr", "3e-3", "--seed", "3", "--dropout",      \
+        "0.1", "--json"
+
+Test(cli_gpt, a_resumed_run_continues_bit_for_bit)
+{
+    need_data();
+    char dir[64], a_dir[128], b_dir[128], c_dir[128], a_out[128], b_out[128], path[160],
+        other[160];
+    temp_dir(dir, sizeof dir);
+    snprintf(a_dir, sizeof a_dir, "%s/a", dir);
+    snprintf(b_dir, sizeof b_dir, "%s/b", dir);
+    snprintf(c_dir, sizeof c_dir, "%s/c", dir);
+    snprintf(a_out, sizeof a_out, "%s/a.born", dir);
+    snprintf(b_out, sizeof b_out, "%s/b.born", dir);
+    /* 20 steps straight, a checkpoint at every evaluation */
+    bnt_run_result a = BNT_RUN_BORN(RESUME_ARGS, "--checkpoint", a_dir, "--out", a_out,
+                                    "--save-last");
+    cr_assert_eq(a.exit_code, 0, "stderr: %s", a.err);
+    jv la[8];
+    cr_assert_eq(parse_lines(a.out, la, 8), 5);
+    for (int s = 5; s <= 20; s += 5) {
+        snprintf(path, sizeof path, "%s/step-%07d.born", a_dir, s);
+        cr_assert_eq(access(path, R_OK), 0, "%s is missing", path);
+    }
+    /* 10 steps from its step-10 checkpoint */
+    snprintf(path, sizeof path, "%s/step-0000010.born", a_dir);
+    bnt_run_result b = BNT_RUN_BORN(RESUME_ARGS, "--checkpoint", b_dir, "--out", b_out,
+                                    "--save-last", "--resume", path);
+    cr_assert_eq(b.exit_code, 0, "stderr: %s", b.err);
+    cr_assert_str_eq(b.err, "", "no warning: the options are the same");
+    jv lb[8];
+    cr_assert_eq(parse_lines(b.out, lb, 8), 3, "evaluations at 15 and 20 and a final object");
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(num(&lb[i], "step"), num(&la[i + 2], "step"));
+        cr_assert_eq(num(&lb[i], "train_loss"), num(&la[i + 2], "train_loss"));
+        cr_assert_eq(num(&lb[i], "val_loss"), num(&la[i + 2], "val_loss"));
+        cr_assert_eq(num(&lb[i], "lr"), num(&la[i + 2], "lr"));
+    }
+    cr_assert_eq(num(&lb[2], "first_step"), 11);
+    cr_assert_eq(num(&lb[2], "best_val_loss"), num(&la[4], "best_val_loss"));
+    cr_assert_eq(num(&lb[2], "best_step"), num(&la[4], "best_step"));
+    /* the same weights, AdamW moments, schedules, generators and history */
+    snprintf(path, sizeof path, "%s/step-0000020.born", a_dir);
+    snprintf(other, sizeof other, "%s/step-0000020.born", b_dir);
+    assert_same_bytes(path, other);
+    assert_same_bytes(a_out, b_out);
+    snprintf(other, sizeof other, "%s/step-0000010.born", b_dir);
+    cr_assert_neq(access(other, F_OK), 0, "the resumed run starts after step 10");
+    /* a checkpoint evaluates like a model file */
+    snprintf(path, sizeof path, "%s/step-0000010.born", a_dir);
+    cr_assert_eq(eval_loss(path, "val"), num(&la[1], "val_loss"));
+    for (int i = 0; i < 5; i++) jv_free(&la[i]);
+    for (int i = 0; i < 3; i++) jv_free(&lb[i]);
+    bnt_run_result_free(&a);
+    bnt_run_result_free(&b);
+
+    /* --checkpoint-every 2: every second evaluation (and the last step), with text lines */
+    bnt_run_result c = BNT_RUN_BORN("train", "--model", "gpt", "--data", SHAKESPEARE, "--limit",
+                                    "8000", "--layers", "1", "--heads", "2", "--dim", "16",
+                                    "--context", "16", "--batch", "4", "--steps", "7",
+                                    "--eval-every", "2", "--eval-iters", "1", "--checkpoint",
+                                    c_dir, "--checkpoint-every", "2");
+    cr_assert_eq(c.exit_code, 0, "stderr: %s", c.err);
+    static const int present[] = {4, 7}, absent[] = {2, 6};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/step-%07d.born", c_dir, present[i]);
+        cr_assert_eq(access(path, R_OK), 0, "%s is missing: %s", path, c.out);
+        cr_assert(strstr(c.out, path), "%s", c.out);
+        snprintf(path, sizeof path, "%s/step-%07d.born", c_dir, absent[i]);
+        cr_assert_neq(access(path, F_OK), 0, "%s should not exist", path);
+    }
+    bnt_run_result_free(&c);
+    remove_tree(dir);
+}
+
+/* Exit code `code`, a and b (may be NULL) in stderr, nothing on stdout. */
+#define EXPECT_FAIL(code, a, b, ...) expect_usage(BNT_RUN_BORN(__VA_ARGS__), code, a, b)
+
+#define SMALL_ARGS                                                                                 \
+    "train", "--model", "gpt", "--data", SHAKESPEARE, "--limit", "8000", "--layers", "1",          \
+        "--heads", "2", "--context", "16", "--batch", "4", "--steps", "4", "--eval-every", "2",    \
+        "--eval-iters", "1"
+
+Test(cli_gpt, resume_and_eval_refuse_other_models_data_and_damaged_files)
+{
+    EXPECT_FAIL(2, "--checkpoint-every needs --checkpoint DIR", NULL, "train", "--model", "gpt",
+                "--data", "x.txt", "--checkpoint-every", "2");
+    EXPECT_FAIL(2, "--save-last needs --out FILE", NULL, "train", "--model", "gpt", "--data",
+                "x.txt", "--save-last");
+    EXPECT_FAIL(2, "--checkpoint-every must be an integer", NULL, "train", "--model", "gpt",
+                "--data", "x.txt", "--checkpoint", "d", "--checkpoint-every", "0");
+    EXPECT_FAIL(2, "--split must be val or train, got 'test'", NULL, "eval", "--model", "m.born",
+                "--data", "x.txt", "--split", "test");
+    EXPECT_FAIL(2, "--iters must be an integer in [1,", NULL, "eval", "--model", "m.born",
+                "--data", "x.txt", "--iters", "0");
+    EXPECT_FAIL(2, "--data FILE is required", NULL, "eval", "--model", "gpt.born", "--split",
+                "val");
+    need_data();
+    EXPECT_FAIL(1, "/nonexistent/gpt.born", NULL, "eval", "--model", "/nonexistent/gpt.born",
+                "--data", SHAKESPEARE);
+    EXPECT_FAIL(1, "cannot resume from /nonexistent/step.born", NULL, SMALL_ARGS, "--dim", "16",
+                "--resume", "/nonexistent/step.born");
+    char dir[64], ck[96], path[160], model[128], bad[160];
+    temp_dir(dir, sizeof dir);
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    snprintf(model, sizeof model, "%s/m.born", dir);
+    bnt_run_result r = BNT_RUN_BORN(SMALL_ARGS, "--dim", "16", "--checkpoint", ck, "--out",
+                                    model);
+    cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
+    bnt_run_result_free(&r);
+    snprintf(path, sizeof path, "%s/step-0000002.born", ck);
+    /* another model: the option that differs is named */
+    EXPECT_FAIL(1, "it holds another model: --dim is 32 here but 16 in the checkpoint", path,
+                SMALL_ARGS, "--dim", "32", "--resume", path);
+    EXPECT_FAIL(1, "--pos is rope here but learned in the checkpoint", NULL, SMALL_ARGS, "--dim",
+                "16", "--pos", "rope", "--resume", path);
+    EXPECT_FAIL(1, "--untied is given here but was not in the checkpoint", NULL, SMALL_ARGS,
+                "--dim", "16", "--untied", "--resume", path);
+    /* other data: a shorter slice of the text has fewer characters */
+    EXPECT_FAIL(1, "it was trained on other data: its vocabulary has", "--data here gives",
+                "train", "--model", "gpt", "--data", SHAKESPEARE, "--limit", "1000", "--layers",
+                "1", "--heads", "2", "--context", "16", "--dim", "16", "--resume", path);
+    EXPECT_FAIL(1, "its tokenizer is char-level, --tokenizer here is byte", NULL, SMALL_ARGS,
+                "--dim", "16", "--tokenizer", "byte", "--resume", path);
+    /* not a checkpoint; a checkpoint already at --steps */
+    EXPECT_FAIL(1, "it is not a checkpoint", model, SMALL_ARGS, "--dim", "16", "--resume", model);
+    snprintf(bad, sizeof bad, "%s/step-0000004.born", ck);
+    EXPECT_FAIL(1, "is at step 4: --steps 4 leaves nothing to train", NULL, SMALL_ARGS, "--dim",
+                "16", "--resume", bad);
+    /* a damaged checkpoint: one flipped byte of data, a truncated file */
+    size_t n;
+    char *bytes = read_all(path, &n);
+    bytes[n - 8] ^= 0x5a;
+    snprintf(bad, sizeof bad, "%s/flipped.born", dir);
+    FILE *f = fopen(bad, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(bytes, 1, n, f), n);
+    fclose(f);
+    EXPECT_FAIL(1, "cannot resume from", "checksum mismatch", SMALL_ARGS, "--dim", "16",
+                "--resume", bad);
+    snprintf(bad, sizeof bad, "%s/short.born", dir);
+    f = fopen(bad, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(bytes, 1, n / 2, f), n / 2);
+    fclose(f);
+    free(bytes);
+    EXPECT_FAIL(1, "cannot resume from", bad, SMALL_ARGS, "--dim", "16", "--resume", bad);
+    EXPECT_FAIL(1, "born eval:", bad, "eval", "--model", bad, "--data", SHAKESPEARE);
+    /* eval: text the model's characters cannot encode; a split shorter than the context */
+    char text[128];
+    snprintf(text, sizeof text, "%s/snow.txt", dir);
+    f = fopen(text, "wb");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 40; i++) fputs("ROMEO \xe2\x98\x83 JULIET\n", f);
+    fclose(f);
+    EXPECT_FAIL(1, "born eval:", "U+2603", "eval", "--model", model, "--data", text);
+    EXPECT_FAIL(1, "the val split of", "needs at least 17", "eval", "--model", model, "--data",
+                SHAKESPEARE, "--limit", "100");
+    remove_tree(dir);
 }

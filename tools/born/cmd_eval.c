@@ -127,6 +127,9 @@ const cli_cmd cli_cmd_eval = {
                    "checkpoint on a data set's test split and prints the loss, the accuracy and\n"
                    "the confusion matrix. The architecture is rebuilt from the name the file\n"
                    "records (metadata \"born.model\" or the .born config's \"model\").\n"
+                   "A GPT file (born train --model gpt --out) is evaluated on a text file instead:\n"
+                   "born eval --model gpt.born --data FILE [--split val|train] [--iters N]; see\n"
+                   "born eval --model gpt --help.\n"
                    "Example: born eval --model model.born --data fashion-mnist",
     .opts = eval_opts,
     .max_positional = 0,

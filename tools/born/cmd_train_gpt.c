@@ -3,10 +3,13 @@
  * the first 90% of the tokens, AdamW with weight decay on the matrices only, warmup + cosine
  * learning rate, gradient clipping, and a periodic estimate of the train / validation loss on
  * fixed batches. Prints a line per evaluation (or with --json one JSON object per evaluation and
- * a final summary) and saves the model, its config and its tokenizer in one file with --out
- * (read by `born generate`). main.c routes `born train` here when --model gpt is given, so this
- * command has its own options table. */
+ * a final summary) and saves the model with the best validation loss of those evaluations (or,
+ * with --save-last, the last one), its config and its tokenizer in one file with --out (read by
+ * `born generate` and `born eval`). --checkpoint DIR writes the whole training state every N
+ * evaluations and --resume continues from such a file bit for bit (gpt_common.c). main.c routes
+ * `born train` here when --model gpt is given, so this command has its own options table. */
 #include "cli.h"
+#include "gpt_common.h"
 #include "json.h"
 #include "train_common.h"
 
@@ -17,6 +20,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -37,6 +42,9 @@ typedef struct gpt_run_cfg {
     bn_device device;
     bn_dtype precision; /* BN_F32, or BN_BF16 / BN_F16 for autocast */
     bool graph;         /* --graph: CUDA graph steps after two eager ones */
+    bool save_last;     /* --out gets the last model instead of the best one */
+    const char *ckpt_dir, *resume;
+    int64_t ckpt_every; /* checkpoint every ckpt_every evaluations (and after the last step) */
 } gpt_run_cfg;
 
 #define HELP "born train"
@@ -166,7 +174,8 @@ static int parse(const cli_cmd *cmd, const cli_args *a, gpt_run_cfg *c)
               opt_real(cmd, a, "--lr", 0, 10, false, &c->lr) &&
               opt_real(cmd, a, "--min-lr", 0, 10, false, &c->min_lr) &&
               opt_real(cmd, a, "--weight-decay", 0, 10, false, &c->weight_decay) &&
-              opt_real(cmd, a, "--grad-clip", 0, 1e9, false, &c->grad_clip);
+              opt_real(cmd, a, "--grad-clip", 0, 1e9, false, &c->grad_clip) &&
+              opt_int(cmd, a, "--checkpoint-every", 1, 100000000, &c->ckpt_every);
     if (!ok) return CLI_EXIT_USAGE;
     if (!(c->lr > 0)) return cli_usage_error(HELP, "--lr must be > 0");
     m->norm = (bn_gpt_norm)norm;
@@ -189,6 +198,13 @@ static int parse(const cli_cmd *cmd, const cli_args *a, gpt_run_cfg *c)
     c->threads = (int)threads;
     if (c->min_lr < 0) c->min_lr = c->lr / 10;
     if (c->warmup < 0) c->warmup = c->steps / 10 < 100 ? c->steps / 10 : 100;
+    c->save_last = cli_has(cmd, a, "--save-last");
+    if (c->save_last && !c->out) return cli_usage_error(HELP, "--save-last needs --out FILE");
+    c->ckpt_dir = cli_value(cmd, a, "--checkpoint");
+    c->resume = cli_value(cmd, a, "--resume");
+    if (c->ckpt_every && !c->ckpt_dir)
+        return cli_usage_error(HELP, "--checkpoint-every needs --checkpoint DIR");
+    if (c->ckpt_dir && !c->ckpt_every) c->ckpt_every = 1;
     if (c->warmup > c->steps)
         return cli_usage_error(HELP, "--warmup %lld is longer than --steps %lld",
                                (long long)c->warmup, (long long)c->steps);
@@ -289,34 +305,12 @@ static int open_session(gpt_run_cfg *c, gpt_session *s)
     return make_optimizers(c, s);
 }
 
-/* The mean loss over eval_iters fixed batches of a split (the same batches every time). */
+/* The mean loss over eval_iters fixed batches of a split (the same batches every time; `born
+ * eval` draws the same ones from the same seed). */
 static bn_status estimate(const gpt_run_cfg *c, gpt_session *s, bn_text_split split, double *loss)
 {
-    bn_text_loader *l = bn_text_loader_new(s->data, split, c->batch, c->model.context,
-                                           c->seed + (split == BN_SPLIT_TRAIN ? 1 : 2));
-    if (!l) return bn_error_code();
-    bn_module_eval(s->model);
-    bn_no_grad_begin();
-    double sum = 0;
-    bn_status st = BN_OK;
-    for (int64_t i = 0; st == BN_OK && i < c->eval_iters; i++) {
-        bn_scope_begin();
-        bn_tensor *x, *y, *v = NULL;
-        st = bn_text_loader_next(l, &x, &y);
-        if (st == BN_OK && c->precision != BN_F32) st = bn_autocast_begin(c->precision);
-        if (st == BN_OK) {
-            v = bn_gpt_loss(s->model, x, y);
-            if (c->precision != BN_F32) bn_autocast_end();
-        }
-        if (st == BN_OK && !v) st = bn_error_code();
-        if (v) sum += bn_item(v);
-        bn_scope_end();
-    }
-    bn_no_grad_end();
-    bn_module_train(s->model, true);
-    bn_text_loader_free(l);
-    *loss = sum / (double)c->eval_iters;
-    return st;
+    return gpt_mean_loss(s->model, s->data, split, c->batch, c->eval_iters,
+                         c->seed + (split == BN_SPLIT_TRAIN ? 1 : 2), c->precision, true, loss);
 }
 
 /* --graph: the forward, loss and backward on copies of (x, y), captured once; the gradients it
@@ -444,17 +438,28 @@ static void print_eval(const gpt_run_cfg *c, int64_t step, double train, double 
     fflush(stdout);
 }
 
-static void print_final(const gpt_run_cfg *c, const gpt_session *s, double train, double val,
+/* Where a run stands beyond the objects: the checkpoint's counters, the first step of this run
+ * (after --resume: the checkpoint's step + 1) and whether --out was written by it. */
+typedef struct run_state {
+    gpt_ckpt_progress p;
+    int64_t first;
+    bool out_written;
+    double train, val; /* the last evaluation */
+} run_state;
+
+static void print_final(const gpt_run_cfg *c, const gpt_session *s, const run_state *r,
                         double train_seconds, double total)
 {
-    double tps = train_seconds > 0 ? (double)(c->steps * c->batch * c->model.context) /
-                                         train_seconds
+    int64_t ran = c->steps - r->first + 1;
+    double train = r->train, val = r->val;
+    double tps = train_seconds > 0 ? (double)(ran * c->batch * c->model.context) / train_seconds
                                    : 0;
     int64_t params = bn_module_num_parameters(s->model);
     if (!c->json) {
         printf("final: val loss %.4f, train loss %.4f (%lld batches each), %lld steps in %.1f s "
-               "(%.0f tokens/s)\n",
-               val, train, (long long)c->eval_iters, (long long)c->steps, train_seconds, tps);
+               "(%.0f tokens/s); best val loss %.4f at step %lld\n",
+               val, train, (long long)c->eval_iters, (long long)ran, train_seconds, tps,
+               r->p.best_val, (long long)r->p.best_step);
         return;
     }
     const bn_gpt_config *m = &c->model;
@@ -486,6 +491,8 @@ static void print_final(const gpt_run_cfg *c, const gpt_session *s, double train
     jw_int(&w, c->batch);
     jw_key(&w, "steps");
     jw_int(&w, c->steps);
+    jw_key(&w, "first_step");
+    jw_int(&w, r->first);
     tc_json_number(&w, "lr", c->lr);
     tc_json_number(&w, "dropout", m->dropout);
     jw_key(&w, "seed");
@@ -494,6 +501,14 @@ static void print_final(const gpt_run_cfg *c, const gpt_session *s, double train
     jw_int(&w, bn_num_threads());
     tc_json_number(&w, "train_loss", train);
     tc_json_number(&w, "val_loss", val);
+    tc_json_number(&w, "best_val_loss", r->p.best_val);
+    jw_key(&w, "best_step");
+    jw_int(&w, r->p.best_step);
+    jw_key(&w, "out");
+    if (c->out) jw_string(&w, c->out);
+    else jw_null(&w);
+    jw_key(&w, "saved");
+    jw_string(&w, !c->out ? "none" : c->save_last ? "last" : "best");
     tc_json_number(&w, "train_seconds", train_seconds);
     tc_json_number(&w, "tokens_per_second", tps);
     tc_json_number(&w, "total_seconds", total);
@@ -501,19 +516,130 @@ static void print_final(const gpt_run_cfg *c, const gpt_session *s, double train
     fputc('\n', stdout);
 }
 
-static int save(const gpt_run_cfg *c, gpt_session *s, double val)
+/* Writes --out: the model after `step` steps, whose validation loss is val. */
+static int save(const gpt_run_cfg *c, gpt_session *s, int64_t step, double val, bool best)
 {
-    char note[256];
-    snprintf(note, sizeof note, "{\"steps\":%lld,\"val_loss\":%.17g,\"data\":\"%s\"}",
-             (long long)c->steps, val, strpbrk(c->data, "\"\\") ? "?" : c->data);
+    char note[320];
+    snprintf(note, sizeof note,
+             "{\"step\":%lld,\"steps\":%lld,\"val_loss\":%.17g,\"best\":%s,\"data\":\"%s\"}",
+             (long long)step, (long long)c->steps, val, best ? "true" : "false",
+             strpbrk(c->data, "\"\\") || strlen(c->data) > 200 ? "?" : c->data);
     bn_metadata md = {0};
     bn_status st = bn_metadata_set(&md, "born.train", note);
     if (st == BN_OK)
         st = bn_gpt_save(s->model, c->out, bn_text_data_tokenizer(s->data), &md);
     bn_metadata_free(&md);
     if (st != BN_OK) return tc_fail("train", "%s", bn_error_message());
-    if (!c->json) printf("saved %s\n", c->out);
+    if (!c->json)
+        printf("saved %s (%s model: step %lld, val loss %.4f)\n", c->out,
+               best ? "the best" : "the last", (long long)step, val);
     return CLI_EXIT_OK;
+}
+
+/* The options a resumed run must repeat to continue exactly, as a JSON object whose keys are the
+ * option names. */
+static void options_json(const gpt_run_cfg *c, char *buf, size_t n)
+{
+    const char *data = strpbrk(c->data, "\"\\") || strlen(c->data) > 1000 ? "?" : c->data;
+    snprintf(buf, n,
+             "{\"data\":\"%s\",\"tokenizer\":\"%s\",\"limit\":%lld,\"batch\":%lld,\"steps\":%lld,"
+             "\"warmup\":%lld,\"lr\":%.15g,\"min-lr\":%.15g,\"weight-decay\":%.15g,"
+             "\"grad-clip\":%.15g,\"seed\":%llu,\"eval-every\":%lld,\"eval-iters\":%lld,"
+             "\"precision\":\"%s\"}",
+             data, c->bytes ? "byte" : "char", (long long)c->limit, (long long)c->batch,
+             (long long)c->steps, (long long)c->warmup, c->lr, c->min_lr, c->weight_decay,
+             c->grad_clip, (unsigned long long)c->seed, (long long)c->eval_every,
+             (long long)c->eval_iters, c->precision == BN_F32 ? "fp32" : "bf16");
+}
+
+/* A resumed run matches an uninterrupted one only with the same options: warns about each that
+ * differs from the checkpoint's. */
+static void warn_changed_options(const gpt_run_cfg *c, const char *path, const char *saved)
+{
+    static const char *const keys[] = {"data", "tokenizer", "limit", "batch", "steps",
+                                       "warmup", "lr", "min-lr", "weight-decay", "grad-clip",
+                                       "seed", "eval-every", "eval-iters", "precision"};
+    char now[2048];
+    options_json(c, now, sizeof now);
+    for (size_t i = 0; saved && i < sizeof keys / sizeof keys[0]; i++) {
+        char a[1100], b[1100];
+        if (!tc_config_value(saved, keys[i], a, sizeof a) ||
+            !tc_config_value(now, keys[i], b, sizeof b) || strcmp(a, b) == 0)
+            continue;
+        fprintf(stderr, "born train: warning: --%s is %s here but %s was saved with %s; the run "
+                        "will not match an uninterrupted one\n", keys[i], b, path, a);
+    }
+}
+
+static gpt_ckpt_objs objs_of(gpt_session *s)
+{
+    return (gpt_ckpt_objs){.model = s->model, .optim = {s->decay, s->no_decay},
+                           .sched = {s->s_decay, s->s_no_decay}, .loader = s->train,
+                           .tok = bn_text_data_tokenizer(s->data)};
+}
+
+/* --resume: restores everything from the checkpoint into s and r. */
+static int resume(const gpt_run_cfg *c, gpt_session *s, gpt_ckpt_file *f, run_state *r)
+{
+    int rc = gpt_ckpt_check("train", f, &c->model, bn_text_data_tokenizer(s->data));
+    gpt_ckpt_objs o = objs_of(s);
+    if (rc == CLI_EXIT_OK) rc = gpt_ckpt_restore("train", f, &o, &r->p);
+    if (rc != CLI_EXIT_OK) return rc;
+    if (r->p.step >= c->steps)
+        return tc_fail("train", "%s is at step %lld: --steps %lld leaves nothing to train (give "
+                                "the run's total, larger than %lld)",
+                       c->resume, (long long)r->p.step, (long long)c->steps,
+                       (long long)r->p.step);
+    warn_changed_options(c, c->resume, f->options_json);
+    r->first = r->p.step + 1;
+    return CLI_EXIT_OK;
+}
+
+/* After the evaluation at `step`: keeps the best model in --out and writes the checkpoint when
+ * one is due (every ckpt_every evaluations and after the last step). */
+static int after_eval(const gpt_run_cfg *c, gpt_session *s, run_state *r, int64_t step)
+{
+    if (!gpt_history_append(&r->p, step, r->train, r->val))
+        return tc_fail("train", "out of memory");
+    r->p.step = step;
+    int rc = CLI_EXIT_OK;
+    if (isnan(r->p.best_val) || r->val < r->p.best_val) {
+        r->p.best_val = r->val;
+        r->p.best_step = step;
+        if (c->out && !c->save_last) {
+            rc = save(c, s, step, r->val, true);
+            r->out_written = true;
+        }
+    }
+    if (rc != CLI_EXIT_OK || !c->ckpt_dir) return rc;
+    bool due = step == c->steps ||
+               (step % c->eval_every == 0 && (step / c->eval_every) % c->ckpt_every == 0);
+    if (!due) return rc;
+    char path[4200], opts[2048];
+    snprintf(path, sizeof path, "%s/step-%07lld.born", c->ckpt_dir, (long long)step);
+    options_json(c, opts, sizeof opts);
+    gpt_ckpt_objs o = objs_of(s);
+    rc = gpt_ckpt_save("train", path, &o, &r->p, opts);
+    if (rc == CLI_EXIT_OK && !c->json) printf("checkpoint %s\n", path);
+    return rc;
+}
+
+/* --out at the end: the last model with --save-last; else the best one is already there, unless
+ * this run resumed after it and never improved on it. */
+static int save_at_end(const gpt_run_cfg *c, gpt_session *s, const run_state *r)
+{
+    if (c->save_last) return save(c, s, c->steps, r->val, false);
+    if (r->out_written) return CLI_EXIT_OK;
+    if (access(c->out, F_OK) == 0) {
+        if (!c->json)
+            printf("%s keeps the best model (step %lld, val loss %.4f), saved before the "
+                   "resume\n", c->out, (long long)r->p.best_step, r->p.best_val);
+        return CLI_EXIT_OK;
+    }
+    fprintf(stderr, "born train: warning: the best model (step %lld, val loss %.4f) was saved "
+                    "before the resume and %s does not exist; it gets the last model instead\n",
+            (long long)r->p.best_step, r->p.best_val, c->out);
+    return save(c, s, c->steps, r->val, false);
 }
 
 /* Every step frees and allocates the same large buffers: keep freed memory in the heap rather
@@ -532,11 +658,23 @@ static int run_train_gpt(const cli_cmd *cmd, const cli_args *args)
     gpt_run_cfg c;
     int rc = parse(cmd, args, &c);
     if (rc != TC_PARSE_OK) return rc;
+    if (c.ckpt_dir && mkdir(c.ckpt_dir, 0777) != 0 && errno != EEXIST)
+        return tc_fail("train", "cannot create the checkpoint directory '%s': %s", c.ckpt_dir,
+                       strerror(errno));
     keep_freed_memory();
     double t0 = tc_now();
+    gpt_ckpt_file ck = {0};
+    if (c.resume && (rc = gpt_ckpt_open("train", c.resume, &ck)) != CLI_EXIT_OK) {
+        gpt_ckpt_close(&ck);
+        return rc;
+    }
     gpt_session s;
+    run_state r = {.p = {.best_val = NAN}, .first = 1, .train = NAN, .val = NAN};
     rc = open_session(&c, &s);
+    if (rc == CLI_EXIT_OK && c.resume) rc = resume(&c, &s, &ck, &r);
+    gpt_ckpt_close(&ck);
     if (rc != CLI_EXIT_OK) {
+        free(r.p.history);
         close_session(&s);
         return rc;
     }
@@ -552,9 +690,12 @@ static int run_train_gpt(const cli_cmd *cmd, const cli_args *args)
                (long long)bn_text_data_len(s.data, BN_SPLIT_VAL), c.bytes ? "bytes" : "chars",
                (long long)c.batch, (long long)c.steps, c.lr, bn_num_threads(),
                bn_num_threads() == 1 ? "" : "s", (unsigned long long)c.seed);
-    double train_seconds = 0, since = 0, train = NAN, val = NAN;
+    if (!c.json && c.resume)
+        printf("resuming from %s at step %lld (best val loss %.4f at step %lld)\n", c.resume,
+               (long long)r.p.step, r.p.best_val, (long long)r.p.best_step);
+    double train_seconds = 0, since = 0;
     int64_t steps_since = 0;
-    for (int64_t step = 1; step <= c.steps && rc == CLI_EXIT_OK; step++) {
+    for (int64_t step = r.first; step <= c.steps && rc == CLI_EXIT_OK; step++) {
         double lr = bn_optim_get_lr(s.decay), loss = NAN, t = tc_now();
         bn_status st = train_step(&c, &s, &loss);
         double dt = tc_now() - t;
@@ -570,17 +711,19 @@ static int run_train_gpt(const cli_cmd *cmd, const cli_args *args)
             break;
         }
         if (step % c.eval_every && step != c.steps) continue;
-        if (estimate(&c, &s, BN_SPLIT_TRAIN, &train) != BN_OK ||
-            estimate(&c, &s, BN_SPLIT_VAL, &val) != BN_OK) {
+        if (estimate(&c, &s, BN_SPLIT_TRAIN, &r.train) != BN_OK ||
+            estimate(&c, &s, BN_SPLIT_VAL, &r.val) != BN_OK) {
             rc = tc_fail("train", "evaluation failed: %s", bn_error_message());
             break;
         }
-        print_eval(&c, step, train, val, lr, since / (double)steps_since, tc_now() - t0);
+        print_eval(&c, step, r.train, r.val, lr, since / (double)steps_since, tc_now() - t0);
         since = 0;
         steps_since = 0;
+        rc = after_eval(&c, &s, &r, step);
     }
-    if (rc == CLI_EXIT_OK) print_final(&c, &s, train, val, train_seconds, tc_now() - t0);
-    if (rc == CLI_EXIT_OK && c.out) rc = save(&c, &s, val);
+    if (rc == CLI_EXIT_OK) print_final(&c, &s, &r, train_seconds, tc_now() - t0);
+    if (rc == CLI_EXIT_OK && c.out) rc = save_at_end(&c, &s, &r);
+    free(r.p.history);
     close_session(&s);
     return rc;
 }
@@ -626,7 +769,11 @@ static const cli_opt train_gpt_opts[] = {
     {"--grad-clip", NULL, "C", "clip the gradient norm to C (default 1; 0: off)"},
     {"--eval-every", NULL, "N", "estimate train/val loss every N steps (default 250)"},
     {"--eval-iters", NULL, "N", "batches per estimate (default 20)"},
-    {"--out", NULL, "FILE", "save the model, config and tokenizer (.born or .safetensors)"},
+    {"--out", NULL, "FILE", "save the best-val-loss model, config, tokenizer (.born/.safetensors)"},
+    {"--save-last", NULL, NULL, "--out gets the last model instead of the best one"},
+    {"--checkpoint", NULL, "DIR", "write DIR/step-NNNNNNN.born: model, AdamW, schedules, RNGs"},
+    {"--checkpoint-every", NULL, "N", "checkpoint every N evaluations and after the last (default 1)"},
+    {"--resume", NULL, "FILE", "continue from a checkpoint (same options; --steps is the total)"},
     {"--seed", "-s", "S", "seed of the weights and the batches (default 0)"},
     {"--threads", "-t", "T", "CPU threads (default: OMP_NUM_THREADS or all cores)"},
     {"--device", NULL, "DEV", "cpu (default), cuda or cuda:N"},
@@ -645,8 +792,11 @@ const cli_cmd cli_cmd_train_gpt = {
         "random windows of --context tokens from the first 90% of the text, AdamW (betas 0.9,\n"
         "0.99; weight decay on the matrices only) with linear warmup and cosine decay, gradient\n"
         "clipping, and every --eval-every steps the mean loss of --eval-iters fixed batches of\n"
-        "the train and validation splits. --out saves the model with its config and tokenizer\n"
-        "for born generate.\n"
+        "the train and validation splits. --out saves the model with the lowest validation loss\n"
+        "of those evaluations (rewritten each time it improves; --save-last: the last model)\n"
+        "with its config and tokenizer, for born generate and born eval. --checkpoint DIR\n"
+        "writes the whole training state every --checkpoint-every evaluations; --resume FILE\n"
+        "continues from one bit for bit (give the same options, --steps being the total).\n"
         "Example: born train --model gpt --data tinyshakespeare.txt --layers 4 --heads 4 --dim\n"
         "128 --context 64 --batch 32 --steps 2000 --lr 1e-3 --out gpt.born",
     .opts = train_gpt_opts,

@@ -2,6 +2,7 @@
  * of the table below and one file cmd_<name>.c; main only routes, handles the global --help and
  * --version, and turns unknown commands into exit code 2 with a "did you mean" hint. */
 #include "cli.h"
+#include "gpt_common.h" /* cli_eval_is_gpt, cli_cmd_eval_gpt */
 
 #include "born/info.h"
 
@@ -68,6 +69,7 @@ static int run_command(const cli_cmd *cmd, int argc, char **argv)
 {
     cli_args args;
     if (cmd == &cli_cmd_train && cli_train_is_gpt(argc, argv)) cmd = &cli_cmd_train_gpt;
+    if (cmd == &cli_cmd_eval && cli_eval_is_gpt(argc, argv)) cmd = &cli_cmd_eval_gpt;
     int rc = cli_parse(cmd, argc, argv, &args);
     if (rc >= 0) return rc;
     return cmd->run(cmd, &args);
