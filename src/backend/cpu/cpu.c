@@ -1,19 +1,9 @@
-/* backend/cpu/cpu.c — the CPU backend's vtable and host memory. Kernels live beside this file,
- * one family per file. */
+/* backend/cpu/cpu.c — the CPU backend's vtable. Kernels live beside this file,
+ * one family per file; host memory (bn__alloc_aligned, with its cache of large blocks) is in
+ * host_alloc.c. */
 #include "backend/cpu/cpu_kernels.h"
 
 #include <string.h>
-
-void *bn__alloc_aligned(size_t nbytes)
-{
-    void *p = NULL;
-    /* round up so the size is a multiple of the alignment, as aligned_alloc requires */
-    size_t n = (nbytes + 63) & ~(size_t)63;
-    if (n < nbytes || posix_memalign(&p, 64, n ? n : 64) != 0) return NULL;
-    return p;
-}
-
-void bn__free_aligned(void *p) { free(p); }
 
 static bn_status cpu_memcpy(void *dst, const void *src, size_t nbytes)
 {

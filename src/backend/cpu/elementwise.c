@@ -4,7 +4,16 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/iter.h"
 
-/* operands: 0 out, 1 cond (bool), 2 a, 3 b; every one (n) with its stride s[k] */
+/* operands: 0 out, 1 cond (bool), 2 a, 3 b; every one (n) with its stride s[k]. With out and
+ * cond contiguous and a, b each contiguous or one broadcast value (stride 0: masked_fill's and
+ * relu-like selects), the choice is a mask (all ones where cond holds) and two ANDs: no branch,
+ * and the loop vectorises. Elements are handled as unsigned integers of their size. */
+#define WHERE_SELECT(T, X, Y)                                                                      \
+    for (int64_t i = 0; i < n; i++) {                                                              \
+        T m_ = (T)((T)0 - (T)(c[i] != 0));                                                         \
+        o[i] = (T)(((X)&m_) | ((Y) & (T)~m_));                                                     \
+    }
+
 #define WHERE_KERNEL(NAME, T)                                                                      \
     static void NAME(void *ctx, char *const *p, const int64_t *s, int64_t n)                       \
     {                                                                                              \
@@ -12,8 +21,19 @@
         T *restrict o = (T *)p[0];                                                                 \
         const bool *c = (const bool *)p[1];                                                        \
         const T *a = (const T *)p[2], *b = (const T *)p[3];                                        \
-        if (s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 1) {                                    \
-            for (int64_t i = 0; i < n; i++) o[i] = c[i] ? a[i] : b[i];                             \
+        if (s[0] == 1 && s[1] == 1 && (s[2] == 0 || s[2] == 1) && (s[3] == 0 || s[3] == 1)) {      \
+            if (s[2] == 1 && s[3] == 1) {                                                          \
+                WHERE_SELECT(T, a[i], b[i])                                                        \
+            } else if (s[2] == 0 && s[3] == 1) {                                                   \
+                const T av = a[0];                                                                 \
+                WHERE_SELECT(T, av, b[i])                                                          \
+            } else if (s[2] == 1) {                                                                \
+                const T bv = b[0];                                                                 \
+                WHERE_SELECT(T, a[i], bv)                                                          \
+            } else {                                                                               \
+                const T av = a[0], bv = b[0];                                                      \
+                WHERE_SELECT(T, av, bv)                                                            \
+            }                                                                                      \
         } else {                                                                                   \
             for (int64_t i = 0; i < n; i++) o[i * s[0]] = c[i * s[1]] ? a[i * s[2]] : b[i * s[3]]; \
         }                                                                                          \

@@ -67,17 +67,64 @@ static inline float bf16_to_f32(uint16_t h)
 }
 
 #if BN_GEMM_HAVE_F16C
-/* F16C (vcvtph2ps, on every x86-64 CPU with AVX2): 8 conversions an instruction. The answer of
- * CPUID is kept: 0 unknown, 1 no, 2 yes. */
-static bool cpu_has_f16c(void)
+/* F16C (vcvtph2ps, on every x86-64 CPU with AVX2): 8 conversions an instruction; AVX: the 8x8
+ * transposes of pack_b_cols_avx. The answers of CPUID are kept: 0 unknown, else 1 + f16c + 2 avx. */
+static int cpu_bits(void)
 {
     static int known;
     int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
     if (k == 0) {
-        k = bn_cpu_features_detect().f16c ? 2 : 1;
+        bn_cpu_features f = bn_cpu_features_detect();
+        k = 1 + (f.f16c ? 1 : 0) + (f.avx ? 2 : 0);
         __atomic_store_n(&known, k, __ATOMIC_RELAXED);
     }
-    return k == 2;
+    return k - 1;
+}
+static bool cpu_has_f16c(void) { return (cpu_bits() & 1) != 0; }
+static bool cpu_has_avx(void) { return (cpu_bits() & 2) != 0; }
+
+/* panel[k*nr + c] = b0[c*cs + k] for c < cols, k < kc: a (kc, nr) panel of B from columns that
+ * are contiguous along k, 8 columns by 8 rows at a time through an in-register transpose (the
+ * scalar loop writes one float per nr-float row, a store per element). */
+__attribute__((target("avx"))) static void pack_b_cols_avx(float *panel, int nr, const float *b0,
+                                                           int64_t cs, int cols, int64_t kc)
+{
+    int c = 0;
+    for (; c + 8 <= cols; c += 8) {
+        const float *s = b0 + c * cs;
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+            __m256 r0 = _mm256_loadu_ps(s + k), r1 = _mm256_loadu_ps(s + cs + k);
+            __m256 r2 = _mm256_loadu_ps(s + 2 * cs + k), r3 = _mm256_loadu_ps(s + 3 * cs + k);
+            __m256 r4 = _mm256_loadu_ps(s + 4 * cs + k), r5 = _mm256_loadu_ps(s + 5 * cs + k);
+            __m256 r6 = _mm256_loadu_ps(s + 6 * cs + k), r7 = _mm256_loadu_ps(s + 7 * cs + k);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+            __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+            __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+            __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+            __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+            float *d = panel + k * nr + c;
+            _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(d + nr, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(d + 2 * nr, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(d + 3 * nr, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(d + 4 * nr, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(d + 5 * nr, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(d + 6 * nr, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(d + 7 * nr, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        for (; k < kc; k++)
+            for (int j = 0; j < 8; j++) panel[k * nr + c + j] = s[j * cs + k];
+    }
+    for (; c < cols; c++)
+        for (int64_t k = 0; k < kc; k++) panel[k * nr + c] = b0[c * cs + k];
 }
 
 /* d[i*ds] = f16 s[i] for i < n (s contiguous) */
@@ -180,8 +227,16 @@ static void pack_b_panel(const bn_gemm_mat *b, int64_t k0, int64_t kc, int64_t j
             convert_run(elem_at(panel, k * nr, es), to, 1, mat_at(b, k0 + k, j0), b->dtype, b->cs,
                         cols);
     } else {
-        for (int c = 0; c < cols; c++)
-            convert_run(elem_at(panel, c, es), to, nr, mat_at(b, k0, j0 + c), b->dtype, b->rs, kc);
+#if BN_GEMM_HAVE_F16C
+        if (to == BN_F32 && b->dtype == BN_F32 && b->rs == 1 && cpu_has_avx()) {
+            pack_b_cols_avx(panel, nr, mat_at(b, k0, j0), b->cs, cols, kc);
+        } else
+#endif
+        {
+            for (int c = 0; c < cols; c++)
+                convert_run(elem_at(panel, c, es), to, nr, mat_at(b, k0, j0 + c), b->dtype, b->rs,
+                            kc);
+        }
     }
     if (cols < nr)
         for (int64_t k = 0; k < kc; k++)
@@ -193,6 +248,16 @@ static void pack_b_panel(const bn_gemm_mat *b, int64_t k0, int64_t kc, int64_t j
  * (ps >= kc*nr). When b's rows are contiguous and need no conversion they are read one row at a
  * time across all the panels (a long sequential run the hardware prefetchers follow), not one
  * panel at a time (a 128-byte piece per row, a whole row apart). */
+/* The full panels [p0, full_end) of pack_b_panels, row by row, with panel rows of BYTES bytes:
+ * a constant for each micro-kernel's nr, so that each copy is a few vector moves, not a call. */
+#define PACK_B_ROWS(BYTES)                                                                         \
+    for (int64_t k = 0; k < kc; k++) {                                                             \
+        const char *row = (const char *)mat_at(b, k0 + k, j0) + p0 * (int64_t)(BYTES);             \
+        char *dst = (char *)bpack + k * (int64_t)(BYTES);                                          \
+        for (int64_t p = p0; p < full_end; p++, row += (BYTES), dst += ps * (int64_t)es)           \
+            memcpy(dst, row, (BYTES));                                                             \
+    }
+
 static void pack_b_panels(const bn_gemm_mat *b, int64_t k0, int64_t kc, int64_t j0, int64_t p0,
                           int64_t p1, int64_t nc, int nr, bn_dtype to, void *bpack, int64_t ps)
 {
@@ -204,12 +269,18 @@ static void pack_b_panels(const bn_gemm_mat *b, int64_t k0, int64_t kc, int64_t 
         return;
     }
     int64_t full_end = min64(p1, nc / nr); /* panels before it have all nr columns */
-    for (int64_t k = 0; k < kc; k++) {
-        const char *row = mat_at(b, k0 + k, j0);
-        for (int64_t p = p0; p < full_end; p++)
-            memcpy(elem_at(bpack, (p - p0) * ps + k * nr, es), row + p * nr * (int64_t)es,
-                   es * (size_t)nr);
+    if (full_end > p0) {
+        const size_t bytes = es * (size_t)nr; /* one panel row: 32, 64 or 128 bytes */
+        switch (bytes) {
+        case 32: PACK_B_ROWS(32); break;
+        case 48: PACK_B_ROWS(48); break;
+        case 64: PACK_B_ROWS(64); break;
+        case 96: PACK_B_ROWS(96); break;
+        case 128: PACK_B_ROWS(128); break;
+        default: PACK_B_ROWS(bytes); break;
+        }
     }
+#undef PACK_B_ROWS
     for (int64_t p = full_end > p0 ? full_end : p0; p < p1; p++) /* the edge panel */
         pack_b_panel(b, k0, kc, j0 + p * nr, (int)min64(nr, nc - p * nr), nr, to,
                      elem_at(bpack, (p - p0) * ps, es));
