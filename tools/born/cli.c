@@ -3,6 +3,8 @@
  * nearest known option. */
 #include "cli.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,4 +197,37 @@ void cli_print_cmd_help(const cli_cmd *cmd, FILE *f)
     fprintf(f, "%s\n\noptions:\n", cmd->description);
     for (int i = 0; i < count_opts(cmd); i++) print_opt(&cmd->opts[i], f);
     print_opt(&help_opt, f);
+}
+
+bool cli_opt_int(const cli_cmd *cmd, const cli_args *a, const char *help_cmd, const char *name,
+                 int64_t lo, int64_t hi, int64_t *v)
+{
+    const char *s = cli_value(cmd, a, name);
+    if (!s) return true;
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (!*s || *end || errno || x < lo || x > hi) {
+        cli_usage_error(help_cmd, "%s must be an integer in [%lld, %lld], got '%s'", name,
+                        (long long)lo, (long long)hi, s);
+        return false;
+    }
+    *v = x;
+    return true;
+}
+
+bool cli_opt_real(const cli_cmd *cmd, const cli_args *a, const char *help_cmd, const char *name,
+                  double lo, double hi, bool hi_open, double *v)
+{
+    const char *s = cli_value(cmd, a, name);
+    if (!s) return true;
+    char *end;
+    double x = strtod(s, &end);
+    if (!*s || *end || !isfinite(x) || x < lo || x > hi || (hi_open && x >= hi)) {
+        cli_usage_error(help_cmd, "%s must be a number in [%g, %g%s, got '%s'", name, lo, hi,
+                        hi_open ? ")" : "]", s);
+        return false;
+    }
+    *v = x;
+    return true;
 }

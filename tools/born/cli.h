@@ -5,6 +5,7 @@
 #define BORN_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* Exit codes: like most Unix tools, 2 means the command line was wrong. */
@@ -60,6 +61,14 @@ const char *cli_suggest(const char *word, const char *const *candidates, int n);
 /* Prints "born: <message>" and a pointer to the help to stderr; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *help_cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Numeric options: absent leaves *v unchanged and returns true; a value that is not a number in
+ * [lo, hi] (hi_open: [lo, hi)) is a usage error naming the option, the range and the value
+ * (printed with help_cmd's "Run ... --help" hint) and returns false. */
+bool cli_opt_int(const cli_cmd *cmd, const cli_args *a, const char *help_cmd, const char *name,
+                 int64_t lo, int64_t hi, int64_t *v);
+bool cli_opt_real(const cli_cmd *cmd, const cli_args *a, const char *help_cmd, const char *name,
+                  double lo, double hi, bool hi_open, double *v);
 
 /* The subcommands, one file each (cmd_<name>.c). main.c lists them in its table. */
 extern const cli_cmd cli_cmd_info, cli_cmd_train, cli_cmd_eval, cli_cmd_inspect, cli_cmd_convert,

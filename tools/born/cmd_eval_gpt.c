@@ -27,23 +27,6 @@ typedef struct eval_cfg {
     bool json;
 } eval_cfg;
 
-static bool opt_int(const cli_cmd *cmd, const cli_args *a, const char *name, int64_t lo,
-                    int64_t hi, int64_t *v)
-{
-    const char *s = cli_value(cmd, a, name);
-    if (!s) return true;
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (!*s || *end || errno || x < lo || x > hi) {
-        cli_usage_error(HELP, "%s must be an integer in [%lld, %lld], got '%s'", name,
-                        (long long)lo, (long long)hi, s);
-        return false;
-    }
-    *v = x;
-    return true;
-}
-
 static int parse(const cli_cmd *cmd, const cli_args *a, eval_cfg *c)
 {
     *c = (eval_cfg){.split = BN_SPLIT_VAL, .iters = 20, .batch = 32, .precision = BN_F32};
@@ -67,11 +50,11 @@ static int parse(const cli_cmd *cmd, const cli_args *a, eval_cfg *c)
     c->device_name = cli_value(cmd, a, "--device");
     if (!c->device_name) c->device_name = "cpu";
     if (!tc_parse_device(HELP, c->device_name, &c->device)) return CLI_EXIT_USAGE;
-    bool ok = opt_int(cmd, a, "--iters", 1, 1000000, &c->iters) &&
-              opt_int(cmd, a, "--batch", 1, 1 << 20, &c->batch) &&
-              opt_int(cmd, a, "--limit", 1, INT64_MAX, &c->limit) &&
-              opt_int(cmd, a, "--seed", 0, INT64_MAX, &c->seed) &&
-              opt_int(cmd, a, "--threads", 1, 1024, &c->threads);
+    bool ok = cli_opt_int(cmd, a, HELP, "--iters", 1, 1000000, &c->iters) &&
+              cli_opt_int(cmd, a, HELP, "--batch", 1, 1 << 20, &c->batch) &&
+              cli_opt_int(cmd, a, HELP, "--limit", 1, INT64_MAX, &c->limit) &&
+              cli_opt_int(cmd, a, HELP, "--seed", 0, INT64_MAX, &c->seed) &&
+              cli_opt_int(cmd, a, HELP, "--threads", 1, 1024, &c->threads);
     if (!ok) return CLI_EXIT_USAGE;
     c->json = cli_has(cmd, a, "--json");
     return TC_PARSE_OK;

@@ -27,38 +27,6 @@ typedef struct gen_cfg {
     bool json;
 } gen_cfg;
 
-static bool int_opt(const cli_cmd *cmd, const cli_args *a, const char *name, int64_t lo,
-                    int64_t hi, int64_t *v)
-{
-    const char *s = cli_value(cmd, a, name);
-    if (!s) return true;
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (!*s || *end || errno || x < lo || x > hi) {
-        cli_usage_error(HELP, "%s must be an integer in [%lld, %lld], got '%s'", name,
-                        (long long)lo, (long long)hi, s);
-        return false;
-    }
-    *v = x;
-    return true;
-}
-
-static bool real_opt(const cli_cmd *cmd, const cli_args *a, const char *name, double lo,
-                     double hi, double *v)
-{
-    const char *s = cli_value(cmd, a, name);
-    if (!s) return true;
-    char *end;
-    double x = strtod(s, &end);
-    if (!*s || *end || !isfinite(x) || x < lo || x > hi) {
-        cli_usage_error(HELP, "%s must be a number in [%g, %g], got '%s'", name, lo, hi, s);
-        return false;
-    }
-    *v = x;
-    return true;
-}
-
 static int parse(const cli_cmd *cmd, const cli_args *a, gen_cfg *c)
 {
     *c = (gen_cfg){.prompt = "\n", .tokens = 200, .temperature = 0.8, .top_k = 200};
@@ -68,13 +36,13 @@ static int parse(const cli_cmd *cmd, const cli_args *a, gen_cfg *c)
                                      "--model gpt --out FILE)");
     if (cli_value(cmd, a, "--prompt")) c->prompt = cli_value(cmd, a, "--prompt");
     int64_t seed = 0, threads = 0;
-    bool ok = int_opt(cmd, a, "--tokens", 1, 100000000, &c->tokens) &&
-              real_opt(cmd, a, "--temperature", 0, 100, &c->temperature) &&
-              int_opt(cmd, a, "--top-k", 0, INT64_MAX, &c->top_k) &&
-              real_opt(cmd, a, "--top-p", 0, 1, &c->top_p) &&
-              int_opt(cmd, a, "--seed", 0, INT64_MAX, &seed) &&
-              int_opt(cmd, a, "--window-shift", 1, 1 << 30, &c->window_shift) &&
-              int_opt(cmd, a, "--threads", 1, 1024, &threads);
+    bool ok = cli_opt_int(cmd, a, HELP, "--tokens", 1, 100000000, &c->tokens) &&
+              cli_opt_real(cmd, a, HELP, "--temperature", 0, 100, false, &c->temperature) &&
+              cli_opt_int(cmd, a, HELP, "--top-k", 0, INT64_MAX, &c->top_k) &&
+              cli_opt_real(cmd, a, HELP, "--top-p", 0, 1, false, &c->top_p) &&
+              cli_opt_int(cmd, a, HELP, "--seed", 0, INT64_MAX, &seed) &&
+              cli_opt_int(cmd, a, HELP, "--window-shift", 1, 1 << 30, &c->window_shift) &&
+              cli_opt_int(cmd, a, HELP, "--threads", 1, 1024, &threads);
     if (!ok) return CLI_EXIT_USAGE;
     if (!c->prompt[0]) return cli_usage_error(HELP, "--prompt must not be empty");
     c->seed = (uint64_t)seed;

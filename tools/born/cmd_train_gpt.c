@@ -49,41 +49,6 @@ typedef struct gpt_run_cfg {
 
 #define HELP "born train"
 
-/* An integer option in [lo, hi] (absent: *v unchanged); false after a usage error. */
-static bool opt_int(const cli_cmd *cmd, const cli_args *a, const char *name, int64_t lo,
-                    int64_t hi, int64_t *v)
-{
-    const char *s = cli_value(cmd, a, name);
-    if (!s) return true;
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (!*s || *end || errno || x < lo || x > hi) {
-        cli_usage_error(HELP, "%s must be an integer in [%lld, %lld], got '%s'", name,
-                        (long long)lo, (long long)hi, s);
-        return false;
-    }
-    *v = x;
-    return true;
-}
-
-/* A number option in [lo, hi] (hi_open: < hi). */
-static bool opt_real(const cli_cmd *cmd, const cli_args *a, const char *name, double lo,
-                     double hi, bool hi_open, double *v)
-{
-    const char *s = cli_value(cmd, a, name);
-    if (!s) return true;
-    char *end;
-    double x = strtod(s, &end);
-    if (!*s || *end || !isfinite(x) || x < lo || x > hi || (hi_open && x >= hi)) {
-        cli_usage_error(HELP, "%s must be a number in [%g, %g%s, got '%s'", name, lo, hi,
-                        hi_open ? ")" : "]", s);
-        return false;
-    }
-    *v = x;
-    return true;
-}
-
 /* A name among names (absent: *v unchanged). */
 static bool opt_name(const cli_cmd *cmd, const cli_args *a, const char *name,
                      const char *const *names, int n, int *v)
@@ -153,29 +118,29 @@ static int parse(const cli_cmd *cmd, const cli_args *a, gpt_run_cfg *c)
     int64_t threads = 0, seed = 0;
     bn_gpt_config *m = &c->model;
     bool ok = opt_name(cmd, a, "--tokenizer", tok_names, 2, &tok) &&
-              opt_int(cmd, a, "--layers", 1, 1000, &m->layers) &&
-              opt_int(cmd, a, "--heads", 1, 1024, &m->heads) &&
-              opt_int(cmd, a, "--kv-heads", 1, 1024, &m->kv_heads) &&
-              opt_int(cmd, a, "--dim", 1, 1 << 16, &m->dim) &&
-              opt_int(cmd, a, "--context", 1, 1 << 20, &m->context) &&
-              opt_int(cmd, a, "--ffn-hidden", 1, 1 << 20, &m->ffn_hidden) &&
+              cli_opt_int(cmd, a, HELP, "--layers", 1, 1000, &m->layers) &&
+              cli_opt_int(cmd, a, HELP, "--heads", 1, 1024, &m->heads) &&
+              cli_opt_int(cmd, a, HELP, "--kv-heads", 1, 1024, &m->kv_heads) &&
+              cli_opt_int(cmd, a, HELP, "--dim", 1, 1 << 16, &m->dim) &&
+              cli_opt_int(cmd, a, HELP, "--context", 1, 1 << 20, &m->context) &&
+              cli_opt_int(cmd, a, HELP, "--ffn-hidden", 1, 1 << 20, &m->ffn_hidden) &&
               opt_name(cmd, a, "--norm", norm_names, 2, &norm) &&
               opt_name(cmd, a, "--ffn", ffn_names, 5, &ffn) &&
               opt_name(cmd, a, "--pos", pos_names, 5, &pos) &&
-              opt_real(cmd, a, "--dropout", 0, 1, true, &m->dropout) &&
-              opt_int(cmd, a, "--batch", 1, 1 << 20, &c->batch) &&
-              opt_int(cmd, a, "--steps", 1, 100000000, &c->steps) &&
-              opt_int(cmd, a, "--warmup", 0, 100000000, &c->warmup) &&
-              opt_int(cmd, a, "--eval-every", 1, 100000000, &c->eval_every) &&
-              opt_int(cmd, a, "--eval-iters", 1, 100000, &c->eval_iters) &&
-              opt_int(cmd, a, "--limit", 1, INT64_MAX, &c->limit) &&
-              opt_int(cmd, a, "--seed", 0, INT64_MAX, &seed) &&
-              opt_int(cmd, a, "--threads", 1, 1024, &threads) &&
-              opt_real(cmd, a, "--lr", 0, 10, false, &c->lr) &&
-              opt_real(cmd, a, "--min-lr", 0, 10, false, &c->min_lr) &&
-              opt_real(cmd, a, "--weight-decay", 0, 10, false, &c->weight_decay) &&
-              opt_real(cmd, a, "--grad-clip", 0, 1e9, false, &c->grad_clip) &&
-              opt_int(cmd, a, "--checkpoint-every", 1, 100000000, &c->ckpt_every);
+              cli_opt_real(cmd, a, HELP, "--dropout", 0, 1, true, &m->dropout) &&
+              cli_opt_int(cmd, a, HELP, "--batch", 1, 1 << 20, &c->batch) &&
+              cli_opt_int(cmd, a, HELP, "--steps", 1, 100000000, &c->steps) &&
+              cli_opt_int(cmd, a, HELP, "--warmup", 0, 100000000, &c->warmup) &&
+              cli_opt_int(cmd, a, HELP, "--eval-every", 1, 100000000, &c->eval_every) &&
+              cli_opt_int(cmd, a, HELP, "--eval-iters", 1, 100000, &c->eval_iters) &&
+              cli_opt_int(cmd, a, HELP, "--limit", 1, INT64_MAX, &c->limit) &&
+              cli_opt_int(cmd, a, HELP, "--seed", 0, INT64_MAX, &seed) &&
+              cli_opt_int(cmd, a, HELP, "--threads", 1, 1024, &threads) &&
+              cli_opt_real(cmd, a, HELP, "--lr", 0, 10, false, &c->lr) &&
+              cli_opt_real(cmd, a, HELP, "--min-lr", 0, 10, false, &c->min_lr) &&
+              cli_opt_real(cmd, a, HELP, "--weight-decay", 0, 10, false, &c->weight_decay) &&
+              cli_opt_real(cmd, a, HELP, "--grad-clip", 0, 1e9, false, &c->grad_clip) &&
+              cli_opt_int(cmd, a, HELP, "--checkpoint-every", 1, 100000000, &c->ckpt_every);
     if (!ok) return CLI_EXIT_USAGE;
     if (!(c->lr > 0)) return cli_usage_error(HELP, "--lr must be > 0");
     m->norm = (bn_gpt_norm)norm;
