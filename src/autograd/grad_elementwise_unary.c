@@ -156,10 +156,16 @@ static bn_status elu_backward(bn_node *n, const bn_tensor *g, bn_tensor **grads)
     return BN_OK;
 }
 
-/* gelu = x Phi(x): d = Phi(x) + x phi(x) */
+/* gelu = x Phi(x): d = Phi(x) + x phi(x). Each of these three rules is one fused pass
+ * (backend.h's BN_BINARY_*_GRAD, the same formula) unless a second derivative is recorded; then
+ * it is composed of differentiable ops. */
 static bn_status gelu_backward(bn_node *n, const bn_tensor *g, bn_tensor **grads)
 {
     bn_tensor *x = saved_x(n);
+    if (!bn_grad_enabled()) {
+        grads[0] = bn__act_grad(BN_BINARY_GELU_GRAD, g, x);
+        return BN_OK;
+    }
     bn_tensor *cdf = bn_mul_scalar(bn_add_scalar(bn_erf(bn_div_scalar(x, SQRT_2)), 1.0), 0.5);
     bn_tensor *pdf = bn_mul_scalar(bn_exp(bn_mul_scalar(bn_mul(x, x), -0.5)), INV_SQRT_2PI);
     grads[0] = bn_mul(g, bn_add(cdf, bn_mul(x, pdf)));
@@ -171,6 +177,10 @@ static bn_status gelu_backward(bn_node *n, const bn_tensor *g, bn_tensor **grads
 static bn_status gelu_tanh_backward(bn_node *n, const bn_tensor *g, bn_tensor **grads)
 {
     bn_tensor *x = saved_x(n);
+    if (!bn_grad_enabled()) {
+        grads[0] = bn__act_grad(BN_BINARY_GELU_TANH_GRAD, g, x);
+        return BN_OK;
+    }
     bn_tensor *x2 = bn_mul(x, x);
     bn_tensor *inner = bn_mul(x, bn_add_scalar(bn_mul_scalar(x2, GELU_TANH_C), 1.0));
     bn_tensor *t = bn_tanh(bn_mul_scalar(inner, SQRT_2_OVER_PI));
@@ -186,6 +196,10 @@ static bn_status gelu_tanh_backward(bn_node *n, const bn_tensor *g, bn_tensor **
 static bn_status silu_backward(bn_node *n, const bn_tensor *g, bn_tensor **grads)
 {
     bn_tensor *x = saved_x(n);
+    if (!bn_grad_enabled()) {
+        grads[0] = bn__act_grad(BN_BINARY_SILU_GRAD, g, x);
+        return BN_OK;
+    }
     bn_tensor *s = bn_sigmoid(x);
     grads[0] = bn_mul(g, bn_mul(s, bn_add_scalar(bn_mul(x, one_minus(s)), 1.0)));
     return BN_OK;

@@ -40,12 +40,16 @@ typedef struct bn_lce_problem {
 } bn_lce_problem;
 
 /* Rows per chunk: about BN_LCE_CHUNK_BYTES of logits on the CPU (a few MB, so the chunk stays
- * in the last-level cache between the GEMM and the softmax), 16x that on a GPU, where bigger
- * GEMMs pay; never fewer than 16 rows (a GEMM of fewer rows wastes the packed panels). */
+ * in the last-level cache between the GEMM and the softmax), BN_LCE_GPU_CHUNK_BYTES on a GPU,
+ * where bigger GEMMs pay and every chunk's weight gradient (V, D) is widened and added to the
+ * sum in f32 (GPT-2's classifier at 8 x 1024 tokens: 2 chunks, not 25, whose 23 extra passes
+ * over the (50304, 768) sum cost more than the products); never fewer than 16 rows (a GEMM of
+ * fewer rows wastes the packed panels). */
 #define BN_LCE_CHUNK_BYTES ((int64_t)4 << 20)
+#define BN_LCE_GPU_CHUNK_BYTES ((int64_t)1 << 30)
 static inline int64_t bn__lce_chunk_rows(const bn_lce_problem *p, size_t es, bn_device dev)
 {
-    int64_t budget = BN_LCE_CHUNK_BYTES * (dev.type == BN_DEVICE_CPU ? 1 : 16);
+    int64_t budget = dev.type == BN_DEVICE_CPU ? BN_LCE_CHUNK_BYTES : BN_LCE_GPU_CHUNK_BYTES;
     int64_t per_row = p->v * (int64_t)es;
     int64_t r = per_row > 0 ? budget / per_row : p->n;
     if (r < 16) r = 16;

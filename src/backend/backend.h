@@ -69,6 +69,11 @@ typedef enum bn_binary_op {
     /* out = b <= 0 ? 0 : a — relu's backward in one pass (a the gradient, b relu's input; a NaN
      * b passes a, like torch's threshold_backward); float dtypes only */
     BN_BINARY_RELU_GRAD,
+    /* out = a * f'(b) for f = gelu (erf form), gelu (tanh form), silu: those activations'
+     * backward in one pass (a the gradient, b the activation's input); float dtypes only */
+    BN_BINARY_GELU_GRAD,
+    BN_BINARY_GELU_TANH_GRAD,
+    BN_BINARY_SILU_GRAD,
     BN_BINARY_EQ, /* comparisons and logicals write a bool out */
     BN_BINARY_NE,
     BN_BINARY_LT,

@@ -17,7 +17,8 @@
 #include <string.h>
 
 _Static_assert(sizeof(bcu_view) == sizeof(bn_tview), "bcu_view must mirror bn_tview");
-_Static_assert(BN_BINARY_RELU_GRAD == 8 && BN_BINARY_EQ == 9 && BN_BINARY_XOR == 17,
+_Static_assert(BN_BINARY_RELU_GRAD == 8 && BN_BINARY_SILU_GRAD == 11 && BN_BINARY_EQ == 12 &&
+                   BN_BINARY_XOR == 20,
                "cuda_math.cu's B_* codes mirror bn_binary_op");
 _Static_assert(offsetof(bcu_view, strides) == offsetof(bn_tview, strides), "bcu_view layout");
 _Static_assert(BCU_MAX_DIMS == BN_MAX_DIMS, "BCU_MAX_DIMS");

@@ -53,7 +53,7 @@ static bool is_contiguous(const int64_t *shape, const int64_t *st, int ndim)
 /* Dims of size 1 are dropped and a dim is merged into the next when every operand steps over
  * both as one (stride[d] == stride[d + 1] * shape[d + 1]), so a broadcast bias over (N, D) stays
  * 2-D and a contiguous tensor 1-D; offsets fit 32-bit arithmetic whenever the element count and
- * every operand's reach do (geo_offsets then divides in 32 bits). */
+ * every operand's reach do (geo_at<1..4> then divides in 32 bits, by a multiply). */
 Geo make_geo(const bcu_view *const *ops, int nops)
 {
     Geo g;
@@ -82,6 +82,13 @@ Geo make_geo(const bcu_view *const *ops, int nops)
     }
     for (int k = nops; k < BCU_OPS; k++) /* geo_offsets walks BCU_OPS operands */
         for (int d = 0; d < BCU_MAX_DIMS; d++) g.st[k][d] = 0;
+    geo_index_width(g);
+    return g;
+}
+
+void geo_index_width(Geo &g)
+{
+    int nops = g.nops;
     g.i32 = g.n <= INT32_MAX;
     for (int k = 0; g.i32 && k < nops; k++) {
         int64_t reach = 0;
@@ -89,5 +96,24 @@ Geo make_geo(const bcu_view *const *ops, int nops)
             reach += (g.shape[d] - 1) * (g.st[k][d] < 0 ? -g.st[k][d] : g.st[k][d]);
         g.i32 = reach <= INT32_MAX;
     }
-    return g;
+    for (int d = 0; d < BCU_MAX_DIMS; d++)
+        g.div[d] = FastDiv<uint32_t>::make(g.i32 && d < g.ndim && g.shape[d] > 0 ? g.shape[d] : 1);
+}
+
+bool geo_pack(const Geo &g, const void *const *ptrs, size_t esize, int V, Geo *out)
+{
+    int last = g.ndim - 1;
+    if (g.contig || last < 0 || g.shape[last] % V != 0) return false;
+    for (int k = 0; k < g.nops; k++) {
+        if (g.st[k][last] != 1 || !aligned_to(ptrs[k], esize * (size_t)V)) return false;
+        for (int d = 0; d < last; d++)
+            if (g.st[k][d] % V != 0) return false;
+    }
+    *out = g;
+    out->shape[last] /= V;
+    out->n /= V;
+    for (int k = 0; k < g.nops; k++)
+        for (int d = 0; d < last; d++) out->st[k][d] /= V;
+    geo_index_width(*out);
+    return true;
 }

@@ -22,6 +22,45 @@ int unsupported(const char *fmt, ...);
 int launch_status(const char *what);
 size_t dtype_size(int dtype);
 
+/* Division by a divisor fixed for the launch. 32-bit: the round-up multiply-high method (a
+ * magic number and a shift chosen on the host, exact for n, d < 2^31: 3 instructions instead of
+ * a division); 64-bit: plain division. split(f, n, &q) gives q = n / d and returns n % d. */
+template <class I> struct FastDiv;
+template <> struct FastDiv<uint32_t> {
+    uint32_t d, magic;
+    unsigned shift;
+    static FastDiv make(int64_t div)
+    {
+        FastDiv f;
+        f.d = (uint32_t)div;
+        f.shift = 0;
+        while (f.shift < 31 && ((uint64_t)1 << f.shift) < (uint64_t)div) f.shift++;
+        uint64_t m = ((uint64_t)1 << 32) * (((uint64_t)1 << f.shift) - (uint64_t)div) /
+                         (uint64_t)div +
+                     1;
+        f.magic = (uint32_t)m;
+        return f;
+    }
+    __device__ uint32_t quo(uint32_t n) const { return (__umulhi(n, magic) + n) >> shift; }
+};
+template <> struct FastDiv<int64_t> {
+    int64_t d;
+    static FastDiv make(int64_t div)
+    {
+        FastDiv f;
+        f.d = div;
+        return f;
+    }
+    __device__ int64_t quo(int64_t n) const { return n / d; }
+};
+
+template <class I> __device__ inline I split(const FastDiv<I> &f, I n, I *q)
+{
+    I qq = f.quo(n);
+    *q = qq;
+    return n - qq * f.d;
+}
+
 /* out's shape with each operand's strides (operand 0 is out); n elements. */
 struct Geo {
     int ndim, nops;
@@ -30,12 +69,15 @@ struct Geo {
     int64_t n;
     int64_t shape[BCU_MAX_DIMS];
     int64_t st[BCU_OPS][BCU_MAX_DIMS];
+    FastDiv<uint32_t> div[BCU_MAX_DIMS]; /* shape[d] as a fast divisor, when i32 */
 };
 
 Geo make_geo(const bcu_view *const *ops, int nops);
+/* Sets g.i32 and g.div from g's shape and strides (make_geo and geo_pack call it). */
+void geo_index_width(Geo &g);
 
 /* Every loop over the operands runs to BCU_OPS (unused operands have zero strides), so it
- * unrolls and off[] stays in registers. */
+ * unrolls and off[] stays in registers. The general walk, any ndim. */
 __device__ inline void geo_offsets(const Geo &g, int64_t i, int64_t *off)
 {
     if (g.contig) {
@@ -45,23 +87,6 @@ __device__ inline void geo_offsets(const Geo &g, int64_t i, int64_t *off)
     }
 #pragma unroll
     for (int k = 0; k < BCU_OPS; k++) off[k] = 0;
-    if (g.i32) { /* 64-bit division costs several times a 32-bit one */
-        uint32_t r = (uint32_t)i;
-        int32_t o32[BCU_OPS] = {0, 0, 0, 0};
-        for (int d = g.ndim - 1; d > 0; d--) {
-            uint32_t len = (uint32_t)g.shape[d], q = r / len, idx = r - q * len;
-            r = q;
-#pragma unroll
-            for (int k = 0; k < BCU_OPS; k++) o32[k] += (int32_t)idx * (int32_t)g.st[k][d];
-        }
-        if (g.ndim > 0) { /* the outermost index needs no division: r < shape[0] */
-#pragma unroll
-            for (int k = 0; k < BCU_OPS; k++) o32[k] += (int32_t)r * (int32_t)g.st[k][0];
-        }
-#pragma unroll
-        for (int k = 0; k < BCU_OPS; k++) off[k] = o32[k];
-        return;
-    }
     for (int d = g.ndim - 1; d >= 0; d--) {
         int64_t idx = i % g.shape[d];
         i /= g.shape[d];
@@ -69,6 +94,66 @@ __device__ inline void geo_offsets(const Geo &g, int64_t i, int64_t *off)
         for (int k = 0; k < BCU_OPS; k++) off[k] += idx * g.st[k][d];
     }
 }
+
+/* The walk specialised on the merged rank: ND = 0 contiguous, 1..4 a 32-bit walk over exactly
+ * ND dims (every loop unrolled, so the shape, strides and divisors are read straight from the
+ * kernel's parameters: no local-memory copy of g, no division instruction), ND = -1 the general
+ * walk. geo_launch picks ND from g. */
+template <int ND> __device__ inline void geo_at(const Geo &g, int64_t i, int64_t *off)
+{
+    if constexpr (ND == 0) {
+#pragma unroll
+        for (int k = 0; k < BCU_OPS; k++) off[k] = i;
+    } else if constexpr (ND < 0) {
+        geo_offsets(g, i, off);
+    } else {
+        uint32_t r = (uint32_t)i;
+        int32_t o32[BCU_OPS] = {0, 0, 0, 0};
+#pragma unroll
+        for (int d = ND - 1; d > 0; d--) {
+            uint32_t q;
+            uint32_t idx = split(g.div[d], r, &q);
+            r = q;
+#pragma unroll
+            for (int k = 0; k < BCU_OPS; k++) o32[k] += (int32_t)idx * (int32_t)g.st[k][d];
+        }
+#pragma unroll
+        for (int k = 0; k < BCU_OPS; k++) off[k] = o32[k] + (int32_t)r * (int32_t)g.st[k][0];
+    }
+}
+
+template <int N> struct GeoRank {
+    static const int value = N;
+};
+
+/* Calls f(GeoRank<ND>()) with the ND geo_at<ND> needs for g (see there). */
+template <class F> inline void geo_launch(const Geo &g, F &&f)
+{
+    if (g.contig || g.ndim == 0) return f(GeoRank<0>());
+    if (!g.i32 || g.ndim > 4) return f(GeoRank<-1>());
+    switch (g.ndim) {
+    case 1: return f(GeoRank<1>());
+    case 2: return f(GeoRank<2>());
+    case 3: return f(GeoRank<3>());
+    default: return f(GeoRank<4>());
+    }
+}
+
+/* V elements of T loaded or stored as one access (16 bytes for V * sizeof(T) = 16). */
+template <int V, class T> struct alignas(V * sizeof(T)) Pack {
+    T v[V];
+};
+
+/* Whether p sits on a b-byte boundary. */
+static inline bool aligned_to(const void *p, size_t b) { return ((uintptr_t)p & (b - 1)) == 0; }
+
+/* g with its innermost dim read V elements at a time: true (and *out, in units of V elements)
+ * when every operand steps through that dim with stride 1, its length and every operand's other
+ * strides are multiples of V, and each operand's data (ptrs[k], elements of esize bytes) sits on
+ * a V * esize boundary. For non-contiguous g only (contiguous operands have their own kernels).
+ * A permuted copy whose rows stay contiguous, or a bias added along rows, then moves 16-byte
+ * packs. */
+bool geo_pack(const Geo &g, const void *const *ptrs, size_t esize, int V, Geo *out);
 
 #define GRID_LOOP(i, n)                                                                            \
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                      \

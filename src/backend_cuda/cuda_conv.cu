@@ -31,45 +31,6 @@ static S4 strides_of(const bcu_view *v)
     return s;
 }
 
-/* Division by a divisor fixed for the launch. 32-bit: the round-up multiply-high method (a
- * magic number and a shift chosen on the host, exact for n, d < 2^31: 3 instructions instead of
- * a division); 64-bit: plain division. split(f, n, &q) gives q = n / d and returns n % d. */
-template <class I> struct FastDiv;
-template <> struct FastDiv<uint32_t> {
-    uint32_t d, magic;
-    unsigned shift;
-    static FastDiv make(int64_t div)
-    {
-        FastDiv f;
-        f.d = (uint32_t)div;
-        f.shift = 0;
-        while (f.shift < 31 && ((uint64_t)1 << f.shift) < (uint64_t)div) f.shift++;
-        uint64_t m = ((uint64_t)1 << 32) * (((uint64_t)1 << f.shift) - (uint64_t)div) /
-                         (uint64_t)div +
-                     1;
-        f.magic = (uint32_t)m;
-        return f;
-    }
-    __device__ uint32_t quo(uint32_t n) const { return (__umulhi(n, magic) + n) >> shift; }
-};
-template <> struct FastDiv<int64_t> {
-    int64_t d;
-    static FastDiv make(int64_t div)
-    {
-        FastDiv f;
-        f.d = div;
-        return f;
-    }
-    __device__ int64_t quo(int64_t n) const { return n / d; }
-};
-
-template <class I> __device__ inline I split(const FastDiv<I> &f, I n, I *q)
-{
-    I qq = f.quo(n);
-    *q = qq;
-    return n - qq * f.d;
-}
-
 /* Up to five divisors of one launch, by value for a kernel argument. */
 #define MAX_DIVS 5
 template <class I> struct Divs {
@@ -219,6 +180,34 @@ __global__ void im2col_kernel(Divs<I> dv, WG g, const T *__restrict__ x, S4 xs,
     }
 }
 
+/* The same when cols' window positions are contiguous (stride 1, both layouts ops/conv.c uses)
+ * and there are fewer than 2^31 rows: a block per row (img, ck) of cols, whose image, channel
+ * and kernel offset are found once (three 32-bit fast divisions), its threads walking the row's
+ * L positions (one division by OW each). Divisors: OW, C*KK, KK, KW. */
+template <class T>
+__global__ void im2col_rows_kernel(Divs<uint32_t> dv, WG g, const T *__restrict__ x, S4 xs,
+                                   T *__restrict__ cols, S4 cs, uint32_t rows)
+{
+    const uint32_t L = (uint32_t)(g.OH * g.OW);
+    for (uint32_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        uint32_t img, c, kh;
+        uint32_t ck = split(dv.d[1], r, &img);
+        uint32_t k = split(dv.d[2], ck, &c);
+        uint32_t kw = split(dv.d[3], k, &kh);
+        int64_t h0 = (int64_t)kh * g.dil_h - g.pad_h, w0 = (int64_t)kw * g.dil_w - g.pad_w;
+        const T *xp = x + (int64_t)img * xs.s0 + (int64_t)c * xs.s1;
+        T *cp = cols + (int64_t)img * cs.s0 + (int64_t)ck * cs.s1;
+        for (uint32_t pos = threadIdx.x; pos < L; pos += blockDim.x) {
+            uint32_t oh;
+            uint32_t ow = split(dv.d[0], pos, &oh);
+            int64_t ih = h0 + (int64_t)oh * g.stride_h, iw = w0 + (int64_t)ow * g.stride_w;
+            T v = 0;
+            if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) v = xp[ih * xs.s2 + iw * xs.s3];
+            cp[pos] = v;
+        }
+    }
+}
+
 extern "C" int bcu_im2col(bcu_stream s, const bcu_view *x, const bcu_view *cols,
                           const bcu_window_geom *g)
 {
@@ -229,6 +218,16 @@ extern "C" int bcu_im2col(bcu_stream s, const bcu_view *x, const bcu_view *cols,
     const int64_t div[5] = {L, g->C * KK, g->OW, KK, g->KW};
     FOR_F32_F64(x->dtype, T, {
         if (n == 0) return 0;
+        int64_t rows = g->N * g->C * KK;
+        if (cols->strides[2] == 1 && L <= INT32_MAX && rows <= INT32_MAX) {
+            unsigned threads = L <= 64 ? 64 : L <= 128 ? 128 : 256;
+            unsigned grid = rows > (1 << 22) ? (1u << 22) : (unsigned)rows;
+            const int64_t rdiv[4] = {g->OW, g->C * KK, KK, g->KW};
+            im2col_rows_kernel<T><<<grid, threads, 0, s>>>(
+                make_divs<uint32_t>(rdiv, 4), *g, (const T *)x->data, strides_of(x),
+                (T *)cols->data, strides_of(cols), (uint32_t)rows);
+            return launch_status("im2col");
+        }
         LAUNCH_FLAT(im2col_kernel, T, n, s, div, *g, (const T *)x->data, strides_of(x),
                     (T *)cols->data, strides_of(cols));
     });
@@ -415,6 +414,31 @@ static bool any_window_empty(int64_t O, int64_t s, int64_t p, int64_t k, int64_t
     return false;
 }
 
+/* The same for windows that tile the image (stride = kernel, no padding or dilation: each pixel
+ * lies in at most one window, so its sum has one term and needs no loop). Divisors: W, H, KW,
+ * KH. */
+template <class T, class I>
+__global__ void max_pool_backward_tiled_kernel(Divs<I> dv, WG g, const T *__restrict__ go,
+                                               const int64_t *__restrict__ idx,
+                                               T *__restrict__ gi, I n)
+{
+    const I OH = (I)g.OH, OW = (I)g.OW, OHW = OH * OW;
+    FLAT_LOOP(I, i, n)
+    {
+        I t, plane, oh, ow;
+        I w = split(dv.d[0], i, &t);
+        I h = split(dv.d[1], t, &plane);
+        split(dv.d[2], w, &ow);
+        split(dv.d[3], h, &oh);
+        T v = 0;
+        if (oh < OH && ow < OW) {
+            int64_t o = (int64_t)plane * OHW + oh * OW + ow;
+            if (idx[o] == (int64_t)h * g.W + w) v = go[o];
+        }
+        gi[i] = v;
+    }
+}
+
 extern "C" int bcu_max_pool2d_backward(bcu_stream s, const bcu_view *grad_out,
                                        const bcu_view *indices, const bcu_view *grad_in,
                                        const bcu_window_geom *g)
@@ -428,13 +452,20 @@ extern "C" int bcu_max_pool2d_backward(bcu_stream s, const bcu_view *grad_out,
     bool degenerate =
         any_window_empty(g->OH, g->stride_h, g->pad_h, g->KH, g->dil_h, g->H) ||
         any_window_empty(g->OW, g->stride_w, g->pad_w, g->KW, g->dil_w, g->W);
+    bool tiled = g->stride_h == g->KH && g->stride_w == g->KW && g->pad_h == 0 && g->pad_w == 0 &&
+                 g->dil_h == 1 && g->dil_w == 1;
     FOR_F32_F64(grad_in->dtype, T, {
         if (n == 0) return 0;
-        if (degenerate)
+        if (degenerate) {
             max_pool_backward_planes<T><<<grid_for(g->N * g->C), BCU_THREADS, 0, s>>>(
                 *g, (const T *)grad_out->data, (const int64_t *)indices->data,
                 (T *)grad_in->data, g->N * g->C);
-        else
+        } else if (tiled) {
+            const int64_t tdiv[4] = {g->W, g->H, g->KW, g->KH};
+            LAUNCH_FLAT(max_pool_backward_tiled_kernel, T, n, s, tdiv, *g,
+                        (const T *)grad_out->data, (const int64_t *)indices->data,
+                        (T *)grad_in->data);
+        } else
             LAUNCH_FLAT(max_pool_backward_kernel, T, n, s, div, *g, (const T *)grad_out->data,
                         (const int64_t *)indices->data, (T *)grad_in->data);
     });

@@ -6,27 +6,86 @@
 #include "backend_cuda/cuda_common.cuh"
 
 /* ---- copy / cast ----------------------------------------------------------------------------- */
-template <class S, class D> __global__ void copy_kernel(Geo g, const S *src, D *dst)
+template <class S, class D> __device__ inline D convert(S v)
+{
+    if constexpr (Tr<S>::integral && Tr<D>::integral)
+        return Tr<D>::from_i(Tr<S>::to_i(v));
+    else if constexpr (!Tr<S>::integral && !Tr<D>::integral && sizeof(S) < 8 && sizeof(D) < 8)
+        return Tr<D>::store((float)Tr<S>::load(v)); /* among f32, f16, bf16: exact through f32 */
+    else
+        return Tr<D>::from_d(Tr<S>::to_d(v));
+}
+
+template <int ND, class S, class D> __global__ void copy_kernel(Geo g, const S *src, D *dst)
 {
     GRID_LOOP(i, g.n)
     {
         int64_t o[BCU_OPS];
-        geo_offsets(g, i, o);
-        S v = src[o[1]];
-        if (Tr<S>::integral && Tr<D>::integral)
-            dst[o[0]] = Tr<D>::from_i(Tr<S>::to_i(v));
-        else
-            dst[o[0]] = Tr<D>::from_d(Tr<S>::to_d(v));
+        geo_at<ND>(g, i, o);
+        dst[o[0]] = convert<S, D>(src[o[1]]);
+    }
+}
+
+/* Contiguous casts between float dtypes on 16-byte boundaries: V elements per access. */
+template <class S, class D, int V = 16 / (sizeof(S) > sizeof(D) ? sizeof(S) : sizeof(D))>
+__global__ void cast_vec_kernel(int64_t n, const S *src, D *dst)
+{
+    typedef Pack<V, S> PS;
+    typedef Pack<V, D> PD;
+    GRID_LOOP(j, n / V)
+    {
+        PS a = ((const PS *)src)[j];
+        PD r;
+#pragma unroll
+        for (int u = 0; u < V; u++) r.v[u] = convert<S, D>(a.v[u]);
+        ((PD *)dst)[j] = r;
+    }
+    int64_t t = n / V * V + (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t < n) dst[t] = convert<S, D>(src[t]);
+}
+
+/* Same-dtype copies whose rows stay contiguous (geo_pack): 16 bytes per access. */
+template <int ND> __global__ void copy_bits_kernel(Geo g, const uint4 *src, uint4 *dst)
+{
+    GRID_LOOP(i, g.n)
+    {
+        int64_t o[BCU_OPS];
+        geo_at<ND>(g, i, o);
+        dst[o[0]] = src[o[1]];
+    }
+}
+
+template <class T> static constexpr bool is_float_type()
+{
+    return !Tr<T>::integral;
+}
+
+template <class S, class D>
+static void copy_launch(bcu_stream s, const Geo &g, const bcu_view *src, const bcu_view *dst)
+{
+    const S *a = (const S *)src->data;
+    D *b = (D *)dst->data;
+    if constexpr (is_float_type<S>() && is_float_type<D>()) {
+        if (g.contig && aligned_to(a, 16) && aligned_to(b, 16)) {
+            const int64_t V = 16 / (sizeof(S) > sizeof(D) ? sizeof(S) : sizeof(D));
+            cast_vec_kernel<S, D><<<grid_for(g.n / V + 1), BCU_THREADS, 0, s>>>(g.n, a, b);
+        } else {
+            geo_launch(g, [&](auto nd) {
+                copy_kernel<decltype(nd)::value, S, D>
+                    <<<grid_for(g.n), BCU_THREADS, 0, s>>>(g, a, b);
+            });
+        }
+    } else if (g.contig) { /* the rarer pairs: contiguous or the general walk */
+        copy_kernel<0, S, D><<<grid_for(g.n), BCU_THREADS, 0, s>>>(g, a, b);
+    } else {
+        copy_kernel<-1, S, D><<<grid_for(g.n), BCU_THREADS, 0, s>>>(g, a, b);
     }
 }
 
 template <class S>
 static int copy_from(bcu_stream s, const Geo &g, const bcu_view *src, const bcu_view *dst)
 {
-    DISPATCH_ALL(dst->dtype, D, {
-        copy_kernel<S, D>
-            <<<grid_for(g.n), BCU_THREADS, 0, s>>>(g, (const S *)src->data, (D *)dst->data);
-    });
+    DISPATCH_ALL(dst->dtype, D, { copy_launch<S, D>(s, g, src, dst); });
     return launch_status("copy");
 }
 
@@ -35,18 +94,36 @@ extern "C" int bcu_copy(bcu_stream s, const bcu_view *src, const bcu_view *dst)
     const bcu_view *ops[2] = {dst, src};
     Geo g = make_geo(ops, 2);
     if (g.n == 0) return 0;
+    if (g.contig && src->dtype == dst->dtype) {
+        /* the same bytes: the copy engine's rate, and a memcpy node in a graph */
+        cudaError_t e = cudaMemcpyAsync(dst->data, src->data, (size_t)g.n * dtype_size(src->dtype),
+                                        cudaMemcpyDeviceToDevice, s);
+        if (e == cudaSuccess) return 0;
+        unsupported("copy: cudaMemcpyAsync failed: %s", cudaGetErrorString(e));
+        return BCU_ERR_INTERNAL;
+    }
+    Geo gp;
+    const void *ptrs[2] = {dst->data, src->data};
+    size_t es = dtype_size(src->dtype);
+    if (src->dtype == dst->dtype && es && geo_pack(g, ptrs, es, (int)(16 / es), &gp)) {
+        geo_launch(gp, [&](auto nd) {
+            copy_bits_kernel<decltype(nd)::value><<<grid_for(gp.n), BCU_THREADS, 0, s>>>(
+                gp, (const uint4 *)src->data, (uint4 *)dst->data);
+        });
+        return launch_status("copy");
+    }
     DISPATCH_ALL(src->dtype, S, { return copy_from<S>(s, g, src, dst); });
     return unsupported("copy: dtype %s", bcu_dtype_name(src->dtype));
 }
 
 /* ---- fill / sequence ------------------------------------------------------------------------- */
-template <class D> __global__ void fill_kernel(Geo g, D *dst, double v)
+template <int ND, class D> __global__ void fill_kernel(Geo g, D *dst, double v)
 {
     D x = Tr<D>::from_d(v);
     GRID_LOOP(i, g.n)
     {
         int64_t o[BCU_OPS];
-        geo_offsets(g, i, o);
+        geo_at<ND>(g, i, o);
         dst[o[0]] = x;
     }
 }
@@ -56,8 +133,12 @@ extern "C" int bcu_fill(bcu_stream s, const bcu_view *dst, double v)
     const bcu_view *ops[1] = {dst};
     Geo g = make_geo(ops, 1);
     if (g.n == 0) return 0;
-    DISPATCH_ALL(dst->dtype, D,
-                 { fill_kernel<D><<<grid_for(g.n), BCU_THREADS, 0, s>>>(g, (D *)dst->data, v); });
+    DISPATCH_ALL(dst->dtype, D, {
+        geo_launch(g, [&](auto nd) {
+            fill_kernel<decltype(nd)::value, D>
+                <<<grid_for(g.n), BCU_THREADS, 0, s>>>(g, (D *)dst->data, v);
+        });
+    });
     return launch_status("fill");
 }
 
@@ -159,13 +240,13 @@ extern "C" int bcu_random(bcu_stream s, int op, const bcu_view *dst, uint64_t se
 }
 
 /* ---- where ----------------------------------------------------------------------------------- */
-template <class T>
+template <int ND, class T>
 __global__ void where_kernel(Geo g, const uint8_t *c, const T *a, const T *b, T *out)
 {
     GRID_LOOP(i, g.n)
     {
         int64_t o[BCU_OPS];
-        geo_offsets(g, i, o);
+        geo_at<ND>(g, i, o);
         out[o[0]] = c[o[1]] ? a[o[2]] : b[o[3]];
     }
 }
@@ -179,9 +260,11 @@ extern "C" int bcu_where(bcu_stream s, const bcu_view *cond, const bcu_view *a, 
     switch (dtype_size(out->dtype)) {
 #define WHERE_CASE(N, T)                                                                           \
     case N:                                                                                        \
-        where_kernel<T><<<grid_for(g.n), BCU_THREADS, 0, s>>>(g, (const uint8_t *)cond->data,      \
-                                                              (const T *)a->data,                  \
-                                                              (const T *)b->data, (T *)out->data); \
+        geo_launch(g, [&](auto nd) {                                                               \
+            where_kernel<decltype(nd)::value, T><<<grid_for(g.n), BCU_THREADS, 0, s>>>(            \
+                g, (const uint8_t *)cond->data, (const T *)a->data, (const T *)b->data,            \
+                (T *)out->data);                                                                   \
+        });                                                                                        \
         break;
         WHERE_CASE(1, uint8_t)
         WHERE_CASE(2, uint16_t)

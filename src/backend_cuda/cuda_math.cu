@@ -40,6 +40,9 @@ enum {
     B_MIN,
     B_REM,
     B_RELU_GRAD, /* b <= 0 ? 0 : a (float dtypes) */
+    B_GELU_GRAD, /* a * f'(b) for gelu, gelu (tanh form), silu (float dtypes) */
+    B_GELU_TANH_GRAD,
+    B_SILU_GRAD,
     B_EQ,
     B_NE,
     B_LT,
@@ -98,25 +101,49 @@ template <class C> __device__ C unary_float(int op, C x, const UP &p)
     return x;
 }
 
-template <class T> __global__ void unary_kernel(Geo g, int op, const T *x, T *out, UP p)
+template <int ND, class T> __global__ void unary_kernel(Geo g, int op, const T *x, T *out, UP p)
 {
     typedef typename Tr<T>::C C;
     GRID_LOOP(i, g.n)
     {
         int64_t o[BCU_OPS];
-        geo_offsets(g, i, o);
+        geo_at<ND>(g, i, o);
         out[o[0]] = Tr<T>::store(unary_float<C>(op, Tr<T>::load(x[o[1]]), p));
     }
 }
 
-template <class T> __global__ void not_kernel(Geo g, const T *x, uint8_t *out)
+/* Contiguous operands on 16-byte boundaries: V elements per access; the last n % V one by
+ * one. */
+template <class T, int V = 16 / sizeof(T)>
+__global__ void unary_vec_kernel(int64_t n, int op, const T *x, T *out, UP p)
+{
+    typedef typename Tr<T>::C C;
+    typedef Pack<V, T> P;
+    GRID_LOOP(j, n / V)
+    {
+        P a = ((const P *)x)[j], r;
+#pragma unroll
+        for (int u = 0; u < V; u++) r.v[u] = Tr<T>::store(unary_float<C>(op, Tr<T>::load(a.v[u]), p));
+        ((P *)out)[j] = r;
+    }
+    int64_t t = n / V * V + (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t < n) out[t] = Tr<T>::store(unary_float<C>(op, Tr<T>::load(x[t]), p));
+}
+
+template <int ND, class T> __global__ void not_kernel(Geo g, const T *x, uint8_t *out)
 {
     GRID_LOOP(i, g.n)
     {
         int64_t o[BCU_OPS];
-        geo_offsets(g, i, o);
+        geo_at<ND>(g, i, o);
         out[o[0]] = Tr<T>::to_d(x[o[1]]) == 0.0;
     }
+}
+
+/* Whether the contiguous operands of g allow the packed kernels (16-byte boundaries). */
+static bool packable(const Geo &g, const void *a, const void *b, const void *c)
+{
+    return g.contig && aligned_to(a, 16) && aligned_to(b, 16) && aligned_to(c, 16);
 }
 
 extern "C" int bcu_unary(bcu_stream s, int op, const bcu_view *x, const bcu_view *out,
@@ -127,8 +154,10 @@ extern "C" int bcu_unary(bcu_stream s, int op, const bcu_view *x, const bcu_view
     if (g.n == 0) return 0;
     if (op == U_LOGICAL_NOT) {
         DISPATCH_ALL(x->dtype, T, {
-            not_kernel<T>
-                <<<grid_for(g.n), BCU_THREADS, 0, s>>>(g, (const T *)x->data, (uint8_t *)out->data);
+            geo_launch(g, [&](auto nd) {
+                not_kernel<decltype(nd)::value, T><<<grid_for(g.n), BCU_THREADS, 0, s>>>(
+                    g, (const T *)x->data, (uint8_t *)out->data);
+            });
             return launch_status("logical_not");
         });
         return unsupported("logical_not: dtype %s", bcu_dtype_name(x->dtype));
@@ -136,8 +165,15 @@ extern "C" int bcu_unary(bcu_stream s, int op, const bcu_view *x, const bcu_view
     UP p = {bp ? bp->alpha : 0, bp ? bp->beta : 0,       bp ? bp->lo : 0,
             bp ? bp->hi : 0,    bp ? bp->has_lo : false, bp ? bp->has_hi : false};
     DISPATCH_FLOAT(x->dtype, T, {
-        unary_kernel<T>
-            <<<grid_for(g.n), BCU_THREADS, 0, s>>>(g, op, (const T *)x->data, (T *)out->data, p);
+        if (packable(g, x->data, out->data, out->data)) {
+            unary_vec_kernel<T><<<grid_for(g.n / (16 / sizeof(T)) + 1), BCU_THREADS, 0, s>>>(
+                g.n, op, (const T *)x->data, (T *)out->data, p);
+        } else {
+            geo_launch(g, [&](auto nd) {
+                unary_kernel<decltype(nd)::value, T><<<grid_for(g.n), BCU_THREADS, 0, s>>>(
+                    g, op, (const T *)x->data, (T *)out->data, p);
+            });
+        }
         return launch_status("unary");
     });
     return unsupported("the CUDA backend has no unary op %d for integer or bool dtype %s yet", op,
@@ -161,6 +197,20 @@ template <class C> __device__ C binary_arith(int op, C a, C b)
         return r;
     }
     case B_RELU_GRAD: return b <= (C)0 ? (C)0 : a;
+    case B_GELU_GRAD: { /* the CPU kernel's formulas (backend/cpu/binary.c) */
+        C cdf = (C)0.5 * ((C)1 + erf(b * (C)0.70710678118654752440));
+        return a * (cdf + b * exp((C)-0.5 * b * b) * (C)0.39894228040143267794);
+    }
+    case B_GELU_TANH_GRAD: {
+        C x2 = b * b;
+        C t = tanh((C)0.79788456080286535588 * b * ((C)1 + (C)0.044715 * x2));
+        C dinner = (C)0.79788456080286535588 * ((C)1 + (C)(3 * 0.044715) * x2);
+        return a * ((C)0.5 * ((C)1 + t) + (C)0.5 * b * ((C)1 - t * t) * dinner);
+    }
+    case B_SILU_GRAD: {
+        C s = (C)1 / ((C)1 + exp(-b));
+        return a * (s * ((C)1 + b * ((C)1 - s)));
+    }
     }
     return a;
 }
@@ -193,13 +243,14 @@ template <class C> __device__ bool binary_bool(int op, C a, C b)
     return false;
 }
 
-template <class T> __global__ void binary_kernel(Geo g, int op, const T *a, const T *b, T *out)
+template <int ND, class T>
+__global__ void binary_kernel(Geo g, int op, const T *a, const T *b, T *out)
 {
     typedef typename Tr<T>::C C;
     GRID_LOOP(i, g.n)
     {
         int64_t o[BCU_OPS];
-        geo_offsets(g, i, o);
+        geo_at<ND>(g, i, o);
         C x = Tr<T>::load(a[o[1]]), y = Tr<T>::load(b[o[2]]);
         if constexpr (Tr<T>::integral)
             out[o[0]] = Tr<T>::store((C)int_arith(op, (int64_t)x, (int64_t)y));
@@ -208,16 +259,82 @@ template <class T> __global__ void binary_kernel(Geo g, int op, const T *a, cons
     }
 }
 
-template <class T>
+/* Contiguous float operands on 16-byte boundaries (see unary_vec_kernel). */
+template <class T, int V = 16 / sizeof(T)>
+__global__ void binary_vec_kernel(int64_t n, int op, const T *a, const T *b, T *out)
+{
+    typedef typename Tr<T>::C C;
+    typedef Pack<V, T> P;
+    GRID_LOOP(j, n / V)
+    {
+        P x = ((const P *)a)[j], y = ((const P *)b)[j], r;
+#pragma unroll
+        for (int u = 0; u < V; u++)
+            r.v[u] = Tr<T>::store(binary_arith<C>(op, Tr<T>::load(x.v[u]), Tr<T>::load(y.v[u])));
+        ((P *)out)[j] = r;
+    }
+    int64_t t = n / V * V + (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t < n) out[t] = Tr<T>::store(binary_arith<C>(op, Tr<T>::load(a[t]), Tr<T>::load(b[t])));
+}
+
+/* Operands whose rows stay contiguous (geo_pack: a permutation, a bias along rows): g counts
+ * packs of V elements. */
+template <int ND, class T, int V = 16 / sizeof(T)>
+__global__ void binary_pack_kernel(Geo g, int op, const T *a, const T *b, T *out)
+{
+    typedef typename Tr<T>::C C;
+    typedef Pack<V, T> P;
+    GRID_LOOP(i, g.n)
+    {
+        int64_t o[BCU_OPS];
+        geo_at<ND>(g, i, o);
+        P x = ((const P *)a)[o[1]], y = ((const P *)b)[o[2]], r;
+#pragma unroll
+        for (int u = 0; u < V; u++)
+            r.v[u] = Tr<T>::store(binary_arith<C>(op, Tr<T>::load(x.v[u]), Tr<T>::load(y.v[u])));
+        ((P *)out)[o[0]] = r;
+    }
+}
+
+template <int ND, class T>
 __global__ void compare_kernel(Geo g, int op, const T *a, const T *b, uint8_t *out)
 {
     typedef typename Tr<T>::C C;
     GRID_LOOP(i, g.n)
     {
         int64_t o[BCU_OPS];
-        geo_offsets(g, i, o);
+        geo_at<ND>(g, i, o);
         out[o[0]] = binary_bool<C>(op, Tr<T>::load(a[o[1]]), Tr<T>::load(b[o[2]]));
     }
+}
+
+template <class T>
+static int binary_launch(bcu_stream s, const Geo &g, int op, const bcu_view *a, const bcu_view *b,
+                         const bcu_view *out)
+{
+    if constexpr (!Tr<T>::integral) {
+        if (packable(g, a->data, b->data, out->data)) {
+            binary_vec_kernel<T><<<grid_for(g.n / (16 / sizeof(T)) + 1), BCU_THREADS, 0, s>>>(
+                g.n, op, (const T *)a->data, (const T *)b->data, (T *)out->data);
+            return launch_status("binary");
+        }
+        Geo gp;
+        const void *ptrs[3] = {out->data, a->data, b->data};
+        if (geo_pack(g, ptrs, sizeof(T), (int)(16 / sizeof(T)), &gp)) {
+            geo_launch(gp, [&](auto nd) {
+                binary_pack_kernel<decltype(nd)::value, T><<<grid_for(gp.n), BCU_THREADS, 0, s>>>(
+                    gp, op, (const T *)a->data, (const T *)b->data, (T *)out->data);
+            });
+            return launch_status("binary");
+        }
+    }
+    {
+        geo_launch(g, [&](auto nd) {
+            binary_kernel<decltype(nd)::value, T><<<grid_for(g.n), BCU_THREADS, 0, s>>>(
+                g, op, (const T *)a->data, (const T *)b->data, (T *)out->data);
+        });
+    }
+    return launch_status("binary");
 }
 
 extern "C" int bcu_binary(bcu_stream s, int op, const bcu_view *a, const bcu_view *b,
@@ -228,9 +345,10 @@ extern "C" int bcu_binary(bcu_stream s, int op, const bcu_view *a, const bcu_vie
     if (g.n == 0) return 0;
     if (op >= B_EQ) {
         DISPATCH_ALL(a->dtype, T, {
-            compare_kernel<T><<<grid_for(g.n), BCU_THREADS, 0, s>>>(g, op, (const T *)a->data,
-                                                                    (const T *)b->data,
-                                                                    (uint8_t *)out->data);
+            geo_launch(g, [&](auto nd) {
+                compare_kernel<decltype(nd)::value, T><<<grid_for(g.n), BCU_THREADS, 0, s>>>(
+                    g, op, (const T *)a->data, (const T *)b->data, (uint8_t *)out->data);
+            });
             return launch_status("compare");
         });
         return unsupported("binary op %d: dtype %s", op, bcu_dtype_name(a->dtype));
@@ -238,24 +356,13 @@ extern "C" int bcu_binary(bcu_stream s, int op, const bcu_view *a, const bcu_vie
     bool is_int = a->dtype >= BCU_I8 && a->dtype <= BCU_I64;
     if (is_int && (op == B_ADD || op == B_SUB || op == B_MUL || op == B_MAX || op == B_MIN)) {
         switch (a->dtype) {
-#define INT_CASE(code, T)                                                                          \
-    case code:                                                                                     \
-        binary_kernel<T><<<grid_for(g.n), BCU_THREADS, 0, s>>>(g, op, (const T *)a->data,          \
-                                                               (const T *)b->data,                 \
-                                                               (T *)out->data);                    \
-        return launch_status("binary");
-            INT_CASE(BCU_I8, int8_t)
-            INT_CASE(BCU_U8, uint8_t)
-            INT_CASE(BCU_I32, int32_t)
-            INT_CASE(BCU_I64, int64_t)
-#undef INT_CASE
+        case BCU_I8: return binary_launch<int8_t>(s, g, op, a, b, out);
+        case BCU_U8: return binary_launch<uint8_t>(s, g, op, a, b, out);
+        case BCU_I32: return binary_launch<int32_t>(s, g, op, a, b, out);
+        case BCU_I64: return binary_launch<int64_t>(s, g, op, a, b, out);
         }
     }
-    DISPATCH_FLOAT(a->dtype, T, {
-        binary_kernel<T><<<grid_for(g.n), BCU_THREADS, 0, s>>>(g, op, (const T *)a->data,
-                                                               (const T *)b->data, (T *)out->data);
-        return launch_status("binary");
-    });
+    DISPATCH_FLOAT(a->dtype, T, { return binary_launch<T>(s, g, op, a, b, out); });
     return unsupported("the CUDA backend has no binary op %d for dtype %s yet", op,
                        bcu_dtype_name(a->dtype));
 }

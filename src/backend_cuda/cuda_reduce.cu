@@ -281,6 +281,223 @@ static int reduce_to(bcu_stream s, const RGeo &g, int op, const bcu_view *x, con
     return unsupported("reduce: out dtype %s", bcu_dtype_name(out->dtype));
 }
 
+/* ---- sums of a contiguous x seen as (P, K, Q) over P and Q: bias gradients, losses ---------
+ * x's reduced dims are a prefix (P elements) and a suffix (Q), its kept dims the middle (K) and
+ * out holds the K results contiguously. Stage 1 cuts each k's P x Q elements into S parts, one
+ * block per (k, part): with Q >= 32 a part is `chunk` consecutive (row, q) pairs, walked by the
+ * block's threads in order (runs of Q contiguous elements: coalesced); with Q = 1 a part is
+ * `chunk` rows and a block owns 32 adjacent columns k, its 8 warps taking every 8th row. Each block folds its values in a fixed tree (f64 accumulators);
+ * stage 2 adds a k's S partials in part order. S depends only on the shape, so the result does
+ * not depend on scheduling. Sum and mean of float dtypes; everything else takes the general
+ * kernels above. */
+struct PKQ {
+    int64_t P, K, Q, S, chunk;
+    bool cols; /* Q == 1: the column kernel */
+    bool warp; /* P == 1, S == 1, many short rows: a warp per row */
+};
+
+enum {
+    PKQ_BLOCKS = 1024,
+    PKQ_MIN_PART = 4096,
+    PKQ_MIN_ROWS = 64,
+    PKQ_MAX_PARTS = 1024,
+    PKQ_WARP_MAX_Q = 4096
+};
+
+static bool pkq_of(int op, const bcu_view *x, const bcu_view *out, uint32_t mask, PKQ *q)
+{
+    if (op != R_SUM && op != R_MEAN) return false;
+    if (x->dtype > BCU_BF16 || out->dtype > BCU_BF16) return false; /* float dtypes only */
+    int64_t want = 1;
+    for (int d = x->ndim - 1; d >= 0; d--) { /* x contiguous */
+        if (x->shape[d] == 0) return false;
+        if (x->shape[d] != 1 && x->strides[d] != want) return false;
+        want *= x->shape[d];
+    }
+    int stage = 0; /* 0: reduced prefix, 1: kept middle, 2: reduced suffix */
+    q->P = q->K = q->Q = 1;
+    int64_t ostride = 1;
+    for (int d = 0; d < x->ndim; d++) {
+        if (x->shape[d] == 1) continue;
+        bool red = (mask >> d) & 1u;
+        if (red && stage == 1) stage = 2;
+        if (!red && stage == 2) return false;
+        if (!red) stage = 1;
+        if (stage == 0) q->P *= x->shape[d];
+        if (stage == 1) q->K *= x->shape[d];
+        if (stage == 2) q->Q *= x->shape[d];
+    }
+    if (stage == 0) { /* everything reduced: one output over a contiguous run */
+        q->Q = q->P;
+        q->P = 1;
+    }
+    for (int d = x->ndim - 1; d >= 0; d--) { /* out: the kept dims contiguous, in order */
+        if ((mask >> d) & 1u || x->shape[d] == 1) continue;
+        if (out->strides[d] != ostride) return false;
+        ostride *= x->shape[d];
+    }
+    q->cols = q->Q == 1 && q->K > 1;
+    if (!q->cols && q->Q < 32) return false;
+    int64_t units = q->cols ? (q->K + 31) / 32 : q->K, total = q->cols ? q->P : q->P * q->Q;
+    int64_t S = (PKQ_BLOCKS + units - 1) / units;
+    int64_t most = total / (q->cols ? PKQ_MIN_ROWS : PKQ_MIN_PART);
+    if (S > most) S = most;
+    if (S > PKQ_MAX_PARTS) S = PKQ_MAX_PARTS;
+    if (S < 1) S = 1;
+    q->chunk = (total + S - 1) / S;
+    q->S = (total + q->chunk - 1) / q->chunk;
+    q->warp = !q->cols && q->P == 1 && q->S == 1 && q->Q <= PKQ_WARP_MAX_Q;
+    return true;
+}
+
+/* The block's sum of its threads' v, in a fixed order (warp shuffles, then the warps in turn);
+ * thread 0 gets it. */
+__device__ inline double block_sum(double v, double *sh)
+{
+    for (int o = 16; o > 0; o /= 2) v += __shfl_down_sync(0xffffffffu, v, o);
+    int w = threadIdx.x / 32, nw = blockDim.x / 32;
+    if (threadIdx.x % 32 == 0) sh[w] = v;
+    __syncthreads();
+    double r = 0;
+    if (threadIdx.x == 0)
+        for (int k = 0; k < nw; k++) r += sh[k];
+    __syncthreads();
+    return r;
+}
+
+template <class T, class O>
+__device__ inline void pkq_store(const PKQ &q, int64_t k, int64_t part, double v, double nred,
+                                 bool mean, double *parts, O *out)
+{
+    if (q.S == 1)
+        out[k] = Tr<O>::from_d(mean ? v / nred : v);
+    else
+        parts[k * q.S + part] = v;
+}
+
+template <class T, class O>
+__global__ void pkq_rows_kernel(PKQ q, bool mean, const T *x, double *parts, O *out)
+{
+    __shared__ double sh[32];
+    const int64_t nb = q.K * q.S, KQ = q.K * q.Q, total = q.P * q.Q;
+    const int64_t step_p = blockDim.x / q.Q, step_q = blockDim.x % q.Q;
+    for (int64_t b = blockIdx.x; b < nb; b += gridDim.x) {
+        int64_t k = b / q.S, part = b % q.S;
+        int64_t e0 = part * q.chunk, e1 = e0 + q.chunk < total ? e0 + q.chunk : total;
+        const T *base = x + k * q.Q;
+        int64_t e = e0 + threadIdx.x, p = e / q.Q, j = e % q.Q, B = blockDim.x;
+        /* (p, j) = (e / Q, e % Q), kept by steps; four loads in flight per thread */
+        auto next = [&]() {
+            int64_t at = p * KQ + j;
+            p += step_p;
+            j += step_q;
+            if (j >= q.Q) {
+                j -= q.Q;
+                p++;
+            }
+            return at;
+        };
+        double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (; e + 3 * B < e1; e += 4 * B) {
+            int64_t i0 = next(), i1 = next(), i2 = next(), i3 = next();
+            T v0 = base[i0], v1 = base[i1], v2 = base[i2], v3 = base[i3];
+            a0 += (double)Tr<T>::load(v0);
+            a1 += (double)Tr<T>::load(v1);
+            a2 += (double)Tr<T>::load(v2);
+            a3 += (double)Tr<T>::load(v3);
+        }
+        for (; e < e1; e += B) a0 += (double)Tr<T>::load(base[next()]);
+        double acc = (a0 + a1) + (a2 + a3);
+        double v = block_sum(acc, sh);
+        if (threadIdx.x == 0)
+            pkq_store<T, O>(q, k, part, v, (double)(q.P * q.Q), mean, parts, out);
+    }
+}
+
+/* P = 1 and one part: rows of Q contiguous elements, a warp each (8 per block), four loads in
+ * flight per lane, then a fixed shuffle tree. */
+template <class T, class O>
+__global__ void pkq_warp_rows_kernel(PKQ q, bool mean, const T *x, O *out)
+{
+    const int lane = threadIdx.x % 32;
+    const int64_t Q = q.Q;
+    for (int64_t k = (int64_t)blockIdx.x * 8 + threadIdx.x / 32; k < q.K; k += (int64_t)gridDim.x * 8) {
+        const T *row = x + k * Q;
+        double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        int64_t j = lane;
+        for (; j + 96 < Q; j += 128) {
+            T v0 = row[j], v1 = row[j + 32], v2 = row[j + 64], v3 = row[j + 96];
+            a0 += (double)Tr<T>::load(v0);
+            a1 += (double)Tr<T>::load(v1);
+            a2 += (double)Tr<T>::load(v2);
+            a3 += (double)Tr<T>::load(v3);
+        }
+        for (; j < Q; j += 32) a0 += (double)Tr<T>::load(row[j]);
+        double v = (a0 + a1) + (a2 + a3);
+        for (int o = 16; o > 0; o /= 2) v += __shfl_down_sync(0xffffffffu, v, o);
+        if (lane == 0) out[k] = Tr<O>::from_d(mean ? v / (double)Q : v);
+    }
+}
+
+/* Q = 1; blockDim (32, 8) */
+template <class T, class O>
+__global__ void pkq_cols_kernel(PKQ q, bool mean, const T *x, double *parts, O *out)
+{
+    __shared__ double sh[8][33];
+    const int64_t tiles = (q.K + 31) / 32, nb = tiles * q.S;
+    for (int64_t b = blockIdx.x; b < nb; b += gridDim.x) {
+        int64_t k = b / q.S * 32 + threadIdx.x, part = b % q.S;
+        int64_t p0 = part * q.chunk, p1 = p0 + q.chunk < q.P ? p0 + q.chunk : q.P;
+        double acc = 0;
+        if (k < q.K)
+            for (int64_t p = p0 + threadIdx.y; p < p1; p += 8)
+                acc += (double)Tr<T>::load(x[p * q.K + k]);
+        sh[threadIdx.y][threadIdx.x] = acc;
+        __syncthreads();
+        if (threadIdx.y == 0 && k < q.K) {
+            double v = 0;
+            for (int r = 0; r < 8; r++) v += sh[r][threadIdx.x];
+            pkq_store<T, O>(q, k, part, v, (double)q.P, mean, parts, out);
+        }
+        __syncthreads();
+    }
+}
+
+template <class O>
+__global__ void pkq_combine_kernel(PKQ q, bool mean, const double *parts, O *out)
+{
+    GRID_LOOP(k, q.K)
+    {
+        double v = 0;
+        for (int64_t j = 0; j < q.S; j++) v += parts[k * q.S + j];
+        out[k] = Tr<O>::from_d(mean ? v / (double)(q.P * q.Q) : v);
+    }
+}
+
+static size_t pkq_scratch(const PKQ &q) { return q.S > 1 ? sizeof(double) * (size_t)(q.K * q.S) : 0; }
+
+template <class T, class O>
+static int pkq_launch(bcu_stream s, const PKQ &q, int op, const T *x, O *out, double *parts)
+{
+    bool mean = op == R_MEAN;
+    int64_t blocks = q.cols ? (q.K + 31) / 32 * q.S : q.K * q.S;
+    unsigned grid = blocks > 65535 * 8 ? 65535 * 8 : (unsigned)blocks;
+    if (q.warp) {
+        int64_t wb = (q.K + 7) / 8;
+        unsigned wgrid = wb > 65535 * 8 ? 65535 * 8 : (unsigned)wb;
+        pkq_warp_rows_kernel<T, O><<<wgrid, BCU_THREADS, 0, s>>>(q, mean, x, out);
+        return launch_status("reduce (sum, rows)");
+    }
+    if (q.cols)
+        pkq_cols_kernel<T, O><<<grid, dim3(32, 8), 0, s>>>(q, mean, x, parts, out);
+    else
+        pkq_rows_kernel<T, O><<<grid, BCU_THREADS, 0, s>>>(q, mean, x, parts, out);
+    int rc = launch_status("reduce (sum)");
+    if (rc || q.S == 1) return rc;
+    pkq_combine_kernel<O><<<grid_for(q.K), BCU_THREADS, 0, s>>>(q, mean, parts, out);
+    return launch_status("reduce (sum, combine)");
+}
+
 static RGeo reduce_geometry(const bcu_view *x, const bcu_view *out, uint32_t mask)
 {
     RGeo g;
@@ -303,6 +520,8 @@ static RGeo reduce_geometry(const bcu_view *x, const bcu_view *out, uint32_t mas
 
 extern "C" size_t bcu_reduce_scratch(int op, const bcu_view *x, const bcu_view *out, uint32_t mask)
 {
+    PKQ q;
+    if (pkq_of(op, x, out, mask, &q)) return pkq_scratch(q);
     RGeo g = reduce_geometry(x, out, mask);
     if (g.nout == 0 || !use_parts(g, op)) return 0;
     int64_t parts, chunk;
@@ -315,6 +534,15 @@ extern "C" int bcu_reduce(bcu_stream s, int op, const bcu_view *x, const bcu_vie
 {
     RGeo g = reduce_geometry(x, out, mask);
     if (g.nout == 0) return 0;
+    PKQ q;
+    if (pkq_of(op, x, out, mask, &q) && (q.S == 1 || (scratch && scratch_bytes >= pkq_scratch(q)))) {
+        DISPATCH_FLOAT(x->dtype, T, {
+            DISPATCH_FLOAT(out->dtype, O, {
+                return pkq_launch<T, O>(s, q, op, (const T *)x->data, (O *)out->data,
+                                        (double *)scratch);
+            });
+        });
+    }
     DISPATCH_ALL(x->dtype, T, {
         return reduce_to<T>(s, g, op, x, out, correction, scratch, scratch_bytes);
     });

@@ -118,6 +118,9 @@ bn_tensor *bn__to_dtype(const bn_tensor *t, bn_dtype dt);
 /* relu's backward in one pass: g where x > 0, else 0 (a NaN x passes g); records no gradient
  * (ops/elementwise_binary.c). Registered with the scope. */
 bn_tensor *bn__relu_grad(const bn_tensor *g, const bn_tensor *x);
+/* g * f'(x) in one pass for op = BN_BINARY_{RELU,GELU,GELU_TANH,SILU}_GRAD (backend.h); records
+ * no gradient. Registered with the scope. */
+bn_tensor *bn__act_grad(int op, const bn_tensor *g, const bn_tensor *x);
 bn_tensor *bn__expand(const bn_tensor *t, const int64_t *shape, int ndim); /* broadcast view */
 bn_tensor *bn__reshape(const bn_tensor *t, const int64_t *shape, int ndim);
 bn_tensor *bn__full(const int64_t *shape, int ndim, double v, bn_dtype dt, bn_device d);

@@ -80,9 +80,17 @@ static bn_tensor *binary(const char *fn, bn_binary_op op, const bn_tensor *a, co
     return bn__out(bn__grad_binary(op, a, b, run_binary(fn, op, a, b, ct)));
 }
 
-bn_tensor *bn__relu_grad(const bn_tensor *g, const bn_tensor *x)
+bn_tensor *bn__act_grad(int code, const bn_tensor *g, const bn_tensor *x)
 {
-    const char *fn = "bn__relu_grad";
+    bn_binary_op op = (bn_binary_op)code;
+    const char *fn = op == BN_BINARY_RELU_GRAD        ? "bn__relu_grad"
+                     : op == BN_BINARY_GELU_GRAD      ? "bn__gelu_grad"
+                     : op == BN_BINARY_GELU_TANH_GRAD ? "bn__gelu_tanh_grad"
+                     : op == BN_BINARY_SILU_GRAD      ? "bn__silu_grad"
+                                                      : NULL;
+    if (!fn)
+        return bn__error_null(BN_ERR_ARG, "bn__act_grad: op %d is not an activation gradient",
+                              (int)op);
     BN_CHECK_NULL(fn, g);
     BN_CHECK_NULL(fn, x);
     if (!bn__same_device(fn, g, x)) return NULL;
@@ -90,7 +98,12 @@ bn_tensor *bn__relu_grad(const bn_tensor *g, const bn_tensor *x)
     if (!bn_dtype_is_float(ct))
         return bn__error_null(BN_ERR_DTYPE, "%s: g and x must be float, not %s", fn,
                               bn_dtype_name(ct));
-    return bn__out(run_binary(fn, BN_BINARY_RELU_GRAD, g, x, ct));
+    return bn__out(run_binary(fn, op, g, x, ct));
+}
+
+bn_tensor *bn__relu_grad(const bn_tensor *g, const bn_tensor *x)
+{
+    return bn__act_grad(BN_BINARY_RELU_GRAD, g, x);
 }
 
 bn_tensor *bn_add(const bn_tensor *a, const bn_tensor *b)

@@ -135,8 +135,10 @@ Test(cuda_transformer, gated_activation_matches_cpu)
     });
 }
 
-/* The fused kernel runs the unfused GPU path's arithmetic: f32 results agree to a few ulp,
- * f64 to rounding. */
+/* The fused kernel runs the unfused GPU path's arithmetic: f32 outputs agree to a few ulp, f64
+ * to rounding. The unfused gradient takes the activation's derivative through its own fused
+ * pass (BN_BINARY_*_GRAD), whose formula rounds differently where 1 - t^2 cancels: f32 dx
+ * agrees to 2e-6. */
 Test(cuda_transformer, gated_activation_matches_the_unfused_gpu_path)
 {
     NEED_GPU();
@@ -156,7 +158,8 @@ Test(cuda_transformer, gated_activation_matches_the_unfused_gpu_path)
                 bnt_assert_close(f[0], u[0], tol, tol, msg);
                 snprintf(msg, sizeof msg, "gated %s %s fused vs unfused on the GPU: dx",
                          glu_names[kind], bn_dtype_name(dt));
-                bnt_assert_close(f[1], u[1], tol, tol, msg);
+                double dtol = t == 0 ? 2e-6 : tol;
+                bnt_assert_close(f[1], u[1], dtol, dtol, msg);
                 bn_scope_end();
             }
         }
@@ -350,10 +353,11 @@ Test(cuda_transformer, rope_gradcheck_through_the_gpu)
 }
 
 /* ---- chunked linear + cross-entropy ----------------------------------------------------------- */
-static void lce_run(bn_dtype dt, bn_ce_opts o, bool on_gpu, bn_tensor **res)
+/* N rows, D = 32, V classes; the results (loss, dx, dw, db) on the CPU in res */
+static void lce_run_n(bn_dtype dt, bn_ce_opts o, bool on_gpu, int64_t N, int64_t V,
+                      bn_tensor **res)
 {
-    /* 144 MB of f32 logits: 3 chunks of the GPU's 64 MB budget (5 in f64), many on the CPU */
-    const int64_t N = 4500, D = 32, V = 8000;
+    const int64_t D = 32;
     bn_manual_seed(5);
     bn_tensor *x = bn_to_dtype(bn_randn(BN_SHAPE(N, D), BN_F64), dt);
     bn_tensor *w = bn_to_dtype(bn_mul_scalar(bn_randn(BN_SHAPE(V, D), BN_F64), 0.2), dt);
@@ -375,6 +379,12 @@ static void lce_run(bn_dtype dt, bn_ce_opts o, bool on_gpu, bn_tensor **res)
     for (int i = 0; i < 3; i++) res[i + 1] = cpu(bn_grad(in[i]));
 }
 
+/* 144 MB of f32 logits: one chunk on the GPU, many on the CPU */
+static void lce_run(bn_dtype dt, bn_ce_opts o, bool on_gpu, bn_tensor **res)
+{
+    lce_run_n(dt, o, on_gpu, 4500, 8000, res);
+}
+
 Test(cuda_transformer, linear_cross_entropy_matches_cpu)
 {
     NEED_GPU();
@@ -392,8 +402,9 @@ Test(cuda_transformer, linear_cross_entropy_matches_cpu)
             for (size_t i = 0; i < sizeof opts / sizeof *opts; i++) {
                 bn_scope_begin();
                 bn_tensor *g[4], *w[4];
-                lce_run(dt, opts[i], true, g);
-                lce_run(dt, opts[i], false, w);
+                /* 1.15 GB of f32 logits: 2 chunks of the GPU's 1 GiB budget (3 in f64) */
+                lce_run_n(dt, opts[i], true, 9000, 32000, g);
+                lce_run_n(dt, opts[i], false, 9000, 32000, w);
                 static const char *const what[4] = {"loss", "dx", "dw", "db"};
                 for (int k = 0; k < 4; k++) {
                     char msg[120];

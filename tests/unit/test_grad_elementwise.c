@@ -587,3 +587,36 @@ Test(grad_elementwise, forward_and_backward_of_every_op_leak_nothing)
         bnt_release_kept();
     });
 }
+
+/* ---- fused activation gradients ------------------------------------------------------------ */
+/* gelu, gelu_tanh and silu backward in one pass (BN_BINARY_*_GRAD) against the same rule composed
+ * of ops, which create_graph selects; f32 and bf16 (computed in f32, rounded once) */
+Test(grad_elementwise, fused_activation_gradients_equal_the_composed_rules)
+{
+    static const unary_fn ops[] = {bn_gelu, bn_gelu_tanh, bn_silu};
+    static const char *const names[] = {"gelu", "gelu_tanh", "silu"};
+    BNT_ASSERT_NO_LEAK({
+        for (int dt = 0; dt < 2; dt++) {
+            for (int k = 0; k < 3; k++) {
+                bn_scope_begin();
+                bn_dtype d = dt ? BN_BF16 : BN_F32;
+                bn_tensor *x = bn_to_dtype(bn_mul_scalar(bn_randn(BN_SHAPE(7, 301), BN_F32), 3), d);
+                bn_tensor *g = bn_to_dtype(bn_randn(BN_SHAPE(7, 301), BN_F32), d);
+                cr_assert_eq(bn_set_requires_grad(x, true), BN_OK);
+                bn_tensor *y = ops[k](x), *fused = NULL, *composed = NULL;
+                cr_assert_eq(bn_autograd_grad(&y, &g, 1, &x, 1, &fused,
+                                              (bn_backward_opts){.retain_graph = true}),
+                             BN_OK, "%s", bn_error_message());
+                cr_assert_eq(bn_autograd_grad(&y, &g, 1, &x, 1, &composed,
+                                              (bn_backward_opts){.create_graph = true}),
+                             BN_OK, "%s", bn_error_message());
+                char what[64];
+                snprintf(what, sizeof what, "%s %s fused vs composed", names[k], bn_dtype_name(d));
+                /* the composed rule rounds every intermediate (to bf16 there), the fused one its result */
+                bnt_assert_close(fused, bn_detach(composed), dt ? 3e-2 : 1e-5, dt ? 3e-2 : 1e-6,
+                                 what);
+                bn_scope_end();
+            }
+        }
+    });
+}

@@ -64,6 +64,28 @@ static inline float min_f32(float a, float b) { return (a < b || a != a) ? a : b
 static inline double max_f64(double a, double b) { return (a > b || a != a) ? a : b; }
 static inline double min_f64(double a, double b) { return (a < b || a != a) ? a : b; }
 
+/* The activations' derivatives (autograd/grad_elementwise_unary.c has the same formulas composed
+ * of ops): gelu' = Phi(x) + x phi(x); gelu_tanh' = (1 + t)/2 + x/2 (1 - t^2) k (1 + 3 c x^2)
+ * with t = tanh(k (x + c x^3)); silu' = s (1 + x (1 - s)) with s = sigmoid(x). */
+#define ACT_GRADS(T, SFX, M)                                                                       \
+    static inline T gelu_grad_##SFX(T x)                                                           \
+    {                                                                                              \
+        T cdf = (T)0.5 * ((T)1 + M(erf)(x * (T)0.70710678118654752440));                           \
+        return cdf + x * M(exp)((T)-0.5 * x * x) * (T)0.39894228040143267794;                      \
+    }                                                                                              \
+    static inline T gelu_tanh_grad_##SFX(T x)                                                      \
+    {                                                                                              \
+        T x2 = x * x;                                                                              \
+        T t = M(tanh)((T)0.79788456080286535588 * x * ((T)1 + (T)0.044715 * x2));                 \
+        T dinner = (T)0.79788456080286535588 * ((T)1 + (T)(3 * 0.044715) * x2);                   \
+        return (T)0.5 * ((T)1 + t) + (T)0.5 * x * ((T)1 - t * t) * dinner;                         \
+    }                                                                                              \
+    static inline T silu_grad_##SFX(T x)                                                           \
+    {                                                                                              \
+        T s = (T)1 / ((T)1 + M(exp)(-x));                                                          \
+        return s * ((T)1 + x * ((T)1 - s));                                                        \
+    }
+
 #define F32M(fn) fn##f
 #define F64M(fn) fn
 
@@ -83,6 +105,9 @@ static inline double min_f64(double a, double b) { return (a < b || a != a) ? a 
         case BN_BINARY_MINIMUM: MAP2(T, T, min_##SFX(u, v)); break;                                \
         case BN_BINARY_REMAINDER: MAP2(T, T, rem_##SFX(u, v)); break;                              \
         case BN_BINARY_RELU_GRAD: MAP2(T, T, v <= 0 ? (T)0 : u); break;                            \
+        case BN_BINARY_GELU_GRAD: MAP2(T, T, u *gelu_grad_##SFX(v)); break;                        \
+        case BN_BINARY_GELU_TANH_GRAD: MAP2(T, T, u *gelu_tanh_grad_##SFX(v)); break;              \
+        case BN_BINARY_SILU_GRAD: MAP2(T, T, u *silu_grad_##SFX(v)); break;                        \
         case BN_BINARY_EQ: MAP2(T, bool, u == v); break;                                           \
         case BN_BINARY_NE: MAP2(T, bool, u != v); break;                                           \
         case BN_BINARY_LT: MAP2(T, bool, u < v); break;                                            \
@@ -95,6 +120,9 @@ static inline double min_f64(double a, double b) { return (a < b || a != a) ? a 
         case BN_BINARY_COUNT: BN_ASSERT(0);                                                        \
         }                                                                                          \
     }
+
+ACT_GRADS(float, f32, F32M)
+ACT_GRADS(double, f64, F64M)
 
 FLOAT_BINARY_KERNEL(binary_f32, float, F32M, f32)
 FLOAT_BINARY_KERNEL(binary_f64, double, F64M, f64)
@@ -208,7 +236,7 @@ static void binary_run_half(void *vctx, char *const *p, const int64_t *s, int64_
 static bool supported(bn_binary_op op, bn_dtype dt)
 {
     if (bn_dtype_is_float(dt)) return true;
-    if (op == BN_BINARY_RELU_GRAD) return false;
+    if (op >= BN_BINARY_RELU_GRAD && op <= BN_BINARY_SILU_GRAD) return false;
     if (op == BN_BINARY_DIV) return false; /* ops/ divides integers in f32 */
     if (dt == BN_BOOL)
         return op != BN_BINARY_SUB && op != BN_BINARY_POW && op != BN_BINARY_REMAINDER;
