@@ -36,7 +36,7 @@ if(BORN_CUDA AND CMAKE_CUDA_COMPILER)
   target_compile_definitions(born_cuda PRIVATE _POSIX_C_SOURCE=200809L _DEFAULT_SOURCE)
   target_compile_options(born_cuda PRIVATE $<$<COMPILE_LANGUAGE:C>:${BORN_WARNINGS}>
                          $<$<COMPILE_LANGUAGE:CUDA>:-O3>)
-  target_link_libraries(born_cuda PRIVATE CUDA::cudart_static CUDA::cublas Threads::Threads)
+  target_link_libraries(born_cuda PRIVATE CUDA::cudart_static CUDA::cublas CUDA::cublasLt Threads::Threads)
   install(TARGETS born_cuda LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
   set(BORN_CUDA_PLUGIN_FILE $<TARGET_FILE:born_cuda>)
   message(STATUS "born: building the CUDA plugin libborn-cuda.so (${CMAKE_CUDA_COMPILER})")

@@ -167,6 +167,14 @@ typedef struct bn_backend {
     /* a is (..., M, K), b is (..., K, N), out is (..., M, N); all three have the same ndim >= 2,
      * batch dims already broadcast (0 strides allowed); one dtype. */
     bn_status (*matmul)(const bn_tview *a, const bn_tview *b, const bn_tview *out);
+    /* Optional (NULL: none): a linear layer with its bias added by the product itself (a GEMM
+     * epilogue). x (M, K) and w (N, K) with rows of stride-1 elements, bias (N) contiguous, out
+     * (M, N) row-major; one float dtype. out = x w^T + bias, the bias added to the f32
+     * accumulator before the one rounding to out's dtype. Returns BN_ERR_UNSUPPORTED without
+     * setting an error when the backend has no kernel for the problem (the caller then runs
+     * matmul and an add); other codes are errors. */
+    bn_status (*linear_bias)(const bn_tview *x, const bn_tview *w, const bn_tview *bias,
+                             const bn_tview *out);
 
     /* ---- indexing ---- */
     /* out = x with dim indexed by index (1-D i64 or i32). */

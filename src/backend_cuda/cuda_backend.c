@@ -233,6 +233,7 @@ static const bn_backend cuda_backend = {
     .cumsum = k_cumsum,
     .softmax = k_softmax,
     .matmul = bcu_matmul,
+    .linear_bias = bcu_linear_bias,
     .index_select = bcu_be_index_select,
     .gather = bcu_be_gather,
     .scatter = bcu_be_scatter,

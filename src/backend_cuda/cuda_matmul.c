@@ -6,7 +6,10 @@
  * column-major with one leading dimension, and its batch dims must collapse into one stride (0
  * for a broadcast batch); an operand that is neither is first copied to a contiguous temporary
  * (the copy kernel, on the same stream). out must be row-major too, or the product is written to
- * a temporary and copied back. */
+ * a temporary and copied back.
+ *
+ * bcu_linear_bias runs x w^T + bias as one cuBLASLt product with the BIAS epilogue (the bias is
+ * added to the f32 accumulator in the GEMM's last stage): no separate pass over the output. */
 #include "backend_cuda/cuda_plugin.h"
 
 #include <stdlib.h>
@@ -27,6 +30,7 @@ bn_status bcu_blas_init(cuda_device *d)
     cublasSetMathMode(d->blas, __atomic_load_n(&bcu_allow_tf32, __ATOMIC_RELAXED)
                                    ? CUBLAS_TF32_TENSOR_OP_MATH
                                    : CUBLAS_DEFAULT_MATH);
+    if (cublasLtCreate(&d->lt) != CUBLAS_STATUS_SUCCESS) d->lt = NULL; /* matmul + add instead */
     return BN_OK;
 }
 
@@ -194,5 +198,110 @@ bn_status bcu_matmul(const bn_tview *a, const bn_tview *b, const bn_tview *out)
     bcu_free(dev, ta);
     bcu_free(dev, tb);
     bcu_free(dev, to);
+    return st;
+}
+
+/* ---- linear with the bias in the epilogue (cuBLASLt) ----------------------------------------- */
+/* The rows of a 2-D view with stride-1 elements: its leading dimension, or 0 when it has none. */
+static int64_t row_ld(const bn_tview *t)
+{
+    if (t->ndim != 2) return 0;
+    int64_t r = t->shape[0], c = t->shape[1];
+    if (c > 1 && t->strides[1] != 1) return 0;
+    int64_t ld = r > 1 ? t->strides[0] : c;
+    return ld >= c && ld > 0 ? ld : 0;
+}
+
+/* The largest power of two (up to 256) that p's address is a multiple of. */
+static uint32_t alignment_of(const void *p)
+{
+    uint32_t a = 256;
+    while (a > 1 && ((uintptr_t)p & (a - 1)) != 0) a >>= 1;
+    return a;
+}
+
+bn_status bcu_linear_bias(const bn_tview *x, const bn_tview *w, const bn_tview *bias,
+                          const bn_tview *out)
+{
+    cuda_device *dev = bcu_current();
+    if (!dev || !dev->lt) return BN_ERR_UNSUPPORTED;
+    cudaDataType_t type;
+    cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
+    switch (out->dtype) {
+    case BN_F32:
+        type = CUDA_R_32F;
+        if (__atomic_load_n(&bcu_allow_tf32, __ATOMIC_RELAXED))
+            compute = CUBLAS_COMPUTE_32F_FAST_TF32;
+        break;
+    case BN_F16: type = CUDA_R_16F; break;
+    case BN_BF16: type = CUDA_R_16BF; break;
+    default: return BN_ERR_UNSUPPORTED;
+    }
+    int64_t M = x->shape[0], K = x->shape[1], N = w->shape[0];
+    int64_t ldx = row_ld(x), ldw = row_ld(w), ldo = row_ld(out);
+    if (!ldx || !ldw || !ldo || M < 1 || N < 1 || K < 1 || M > INT32_MAX || N > INT32_MAX ||
+        K > INT32_MAX || bias->ndim != 1 || (N > 1 && bias->strides[0] != 1) ||
+        x->dtype != out->dtype || w->dtype != out->dtype || bias->dtype != out->dtype ||
+        alignment_of(bias->data) < 16)
+        return BN_ERR_UNSUPPORTED;
+    /* the heuristic otherwise assumes 256-byte aligned operands */
+    uint32_t align[4] = {alignment_of(w->data), alignment_of(x->data), alignment_of(out->data),
+                         alignment_of(out->data)};
+    const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    /* column-major: out^T (N x M) = w (K x N)^T . x^T (K x M), bias along out^T's rows */
+    cublasLtMatmulDesc_t op = NULL;
+    cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
+    cublasLtMatmulPreference_t pref = NULL;
+    bn_status st = BN_ERR_UNSUPPORTED;
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    const void *bp = bias->data;
+    size_t ws = dev->blas_workspace ? (size_t)32 << 20 : 0;
+    if (cublasLtMatmulDescCreate(&op, compute, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) ==
+            CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) ==
+            CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) ==
+            CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp) ==
+            CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &type,
+                                       sizeof type) == CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatrixLayoutCreate(&la, type, (uint64_t)K, (uint64_t)N, ldw) ==
+            CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatrixLayoutCreate(&lb, type, (uint64_t)K, (uint64_t)M, ldx) ==
+            CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatrixLayoutCreate(&lc, type, (uint64_t)N, (uint64_t)M, ldo) ==
+            CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                             sizeof ws) == CUBLAS_STATUS_SUCCESS) {
+        for (int i = 0; i < 4; i++)
+            cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &align[i], sizeof align[i]);
+        cublasLtMatmulHeuristicResult_t h;
+        int found = 0;
+        if (cublasLtMatmulAlgoGetHeuristic(dev->lt, op, la, lb, lc, lc, pref, 1, &h, &found) ==
+                CUBLAS_STATUS_SUCCESS &&
+            found > 0) {
+            float one = 1.0f, zero = 0.0f;
+            cublasStatus_t s =
+                cublasLtMatmul(dev->lt, op, &one, w->data, la, x->data, lb, &zero, out->data, lc,
+                               out->data, lc, &h.algo, dev->blas_workspace, ws, dev->stream);
+            st = s == CUBLAS_STATUS_SUCCESS         ? BN_OK
+                 : s == CUBLAS_STATUS_NOT_SUPPORTED ? BN_ERR_UNSUPPORTED /* matmul + add */
+                                                    : bcu_error(BN_ERR_INTERNAL,
+                                                                "cuBLASLt: cublasLtMatmul failed "
+                                                                "(status %d)",
+                                                                (int)s);
+        }
+    }
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (lc) cublasLtMatrixLayoutDestroy(lc);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (op) cublasLtMatmulDescDestroy(op);
     return st;
 }

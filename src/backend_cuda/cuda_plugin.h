@@ -8,6 +8,7 @@
 #include "backend_cuda/cuda_kernels.h"
 #include "backend/plugin.h"
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <pthread.h>
@@ -55,6 +56,7 @@ typedef struct cuda_device {
     bool ready;
     cudaStream_t stream;
     cublasHandle_t blas;
+    cublasLtHandle_t lt;      /* cuBLASLt, for products with epilogues (NULL: none) */
     bcu_allocator alloc;
     void *staging[2]; /* pinned host memory, allocated on first large transfer */
     cudaEvent_t staged[2];
@@ -98,5 +100,7 @@ cuda_device *bcu_select(int index);
 extern bool bcu_allow_tf32;
 bn_status bcu_blas_init(cuda_device *d);
 bn_status bcu_matmul(const bn_tview *a, const bn_tview *b, const bn_tview *out);
+bn_status bcu_linear_bias(const bn_tview *x, const bn_tview *w, const bn_tview *bias,
+                          const bn_tview *out);
 
 #endif

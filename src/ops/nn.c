@@ -84,6 +84,36 @@ static void release_all(bn_tensor **ts, int n)
 }
 
 /* ---- linear --------------------------------------------------------------------------------- */
+/* x w^T + b through the backend's linear_bias (the bias in the GEMM's epilogue: no second pass
+ * over y) for a contiguous x; *y NULL and BN_OK when the backend has none for the problem. */
+static bn_status linear_fused(const bn_tensor *x, const bn_tensor *w, const bn_tensor *b,
+                              bn_tensor **y)
+{
+    *y = NULL;
+    const bn_backend *be = bn__backend("bn_linear", x->storage->device);
+    if (!be) return bn_error_code();
+    if (!be->linear_bias || !bn__is_contiguous(x)) return BN_OK;
+    int nd = x->ndim;
+    int64_t K = x->shape[nd - 1], N = w->shape[0], M = K ? bn__numel(x) / K : 0;
+    if (M == 0 || K == 0 || N == 0) return BN_OK;
+    int64_t shape[BN_MAX_DIMS];
+    for (int d = 0; d < nd; d++) shape[d] = x->shape[d];
+    shape[nd - 1] = N;
+    bn_tensor *out = bn__empty(shape, nd, x->dtype, x->storage->device);
+    if (!out) return bn_error_code();
+    bn_tview xv = bn__tview(x), wv = bn__tview(w), bv = bn__tview(b), ov = bn__tview(out);
+    xv.ndim = ov.ndim = 2;
+    xv.shape[0] = M, xv.shape[1] = K, xv.strides[0] = K, xv.strides[1] = 1;
+    ov.shape[0] = M, ov.shape[1] = N, ov.strides[0] = N, ov.strides[1] = 1;
+    bn_status st = be->linear_bias(&xv, &wv, &bv, &ov);
+    if (st == BN_OK) {
+        *y = out;
+        return BN_OK;
+    }
+    bn_release(out);
+    return st == BN_ERR_UNSUPPORTED ? BN_OK : st;
+}
+
 bn_tensor *bn_linear(const bn_tensor *x, const bn_tensor *w, const bn_tensor *b)
 {
     const char *fn = "bn_linear";
@@ -112,8 +142,19 @@ bn_tensor *bn_linear(const bn_tensor *x, const bn_tensor *w, const bn_tensor *b)
      * node recorded below is the only one */
     int grad_mode = bn__grad_override(BN_GRAD_OFF);
     bn__scope_suspend();
+    bn_tensor *y = NULL;
+    if (b && linear_fused(x, w, b, &y) != BN_OK) {
+        bn__scope_resume();
+        bn__grad_override(grad_mode);
+        return NULL;
+    }
+    if (y) {
+        bn__scope_resume();
+        bn__grad_override(grad_mode);
+        return bn__out(bn__grad_linear(x, w, b, y));
+    }
     bn_tensor *wt = bn_transpose(w, 0, 1);
-    bn_tensor *y = wt ? bn_matmul(x, wt) : NULL;
+    y = wt ? bn_matmul(x, wt) : NULL;
     bn_release(wt);
     if (y && b) {
         bn_tensor *yb = bn_add(y, b);

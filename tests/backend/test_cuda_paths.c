@@ -153,7 +153,8 @@ Test(cuda_paths, permutations_and_row_broadcasts_with_contiguous_rows)
     BNT_ASSERT_NO_LEAK({
         for (size_t k = 0; k < 4; k++) {
             bn_dtype dt = float_types[k];
-            for (int inner = 16; inner <= 72; inner += 56) { /* 16 and 72: multiples of every pack */
+            for (int inner = 16; inner <= 72;
+                 inner += 56) { /* 16 and 72: multiples of every pack */
                 bn_scope_begin();
                 char what[96];
                 /* the attention heads' layout change: (B, T, H, D) <-> (B, H, T, D) */
@@ -170,7 +171,8 @@ Test(cuda_paths, permutations_and_row_broadcasts_with_contiguous_rows)
                 snprintf(what, sizeof what, "%s row bias D %d", bn_dtype_name(dt), inner);
                 expect_close(bn_mul(gy, gb), bn_mul(y, bias), rtol_of(dt), 0, what);
                 /* a row start off the 16-byte boundary: the element walk */
-                bn_tensor *xs = bn_narrow(x, 3, 1, inner - 1), *gxs = bn_narrow(gx, 3, 1, inner - 1);
+                bn_tensor *xs = bn_narrow(x, 3, 1, inner - 1),
+                          *gxs = bn_narrow(gx, 3, 1, inner - 1);
                 snprintf(what, sizeof what, "%s unaligned permute D %d", bn_dtype_name(dt), inner);
                 bnt_assert_equal(cpu(bn_contiguous(bn_transpose(gxs, 1, 2))),
                                  bn_contiguous(bn_transpose(xs, 1, 2)), what);
@@ -193,8 +195,7 @@ static void check_sums(bn_shape s, const int *dims, int nd, bn_dtype dt, const c
         snprintf(what, sizeof what, "%s %s sum keepdim %d", name, bn_dtype_name(dt), keep);
         expect_close(bn_sum_dims(gx, dims, nd, keep), bn_sum_dims(x, dims, nd, keep), r, 0, what);
         snprintf(what, sizeof what, "%s %s mean keepdim %d", name, bn_dtype_name(dt), keep);
-        expect_close(bn_mean_dims(gx, dims, nd, keep), bn_mean_dims(x, dims, nd, keep), r, 0,
-                     what);
+        expect_close(bn_mean_dims(gx, dims, nd, keep), bn_mean_dims(x, dims, nd, keep), r, 0, what);
     }
 }
 
@@ -277,8 +278,69 @@ Test(cuda_paths, activation_gradients_match_cpu)
                 snprintf(what, sizeof what, "%s backward %s", names[o], bn_dtype_name(dt));
                 /* libm and CUDA's tanh/erf/exp differ by an ulp or two, which 1 - t^2 and
                  * Phi + x phi amplify near their zeros: an absolute term of 1e-6 at f32 */
-                double r = dt == BN_F64 ? 1e-12 : dt == BN_F32 ? 1e-5 : dt == BN_F16 ? 2e-3 : 1.6e-2;
+                double r = dt == BN_F64   ? 1e-12
+                           : dt == BN_F32 ? 1e-5
+                           : dt == BN_F16 ? 2e-3
+                                          : 1.6e-2;
                 expect_close(gg, cg, r, dt == BN_F32 ? 1e-6 : r * 1e-2, what);
+                bn_scope_end();
+            }
+        }
+    });
+}
+
+/* ---- linear with the bias in the GEMM epilogue ------------------------------------------------ */
+/* bn_linear(x, w, b) on the GPU (cuBLASLt's bias epilogue for a contiguous x) against the CPU and
+ * against the GPU's matmul + add, with x 2-D and 3-D, w and b slices of larger tensors (rows at
+ * an offset, as the GPT's q/k/v parts) and the gradients of all three. */
+Test(cuda_paths, linear_with_bias_epilogue_matches_cpu)
+{
+    NEED_GPU();
+    static const bn_dtype types[] = {BN_F32, BN_F16, BN_BF16};
+    static const struct {
+        int64_t lead, m, k, n, w0;
+    } cases[] = {{1, 1, 1, 1, 0}, {1, 37, 65, 129, 0}, {2, 17, 64, 96, 8}, {1, 300, 256, 40, 3}};
+    BNT_ASSERT_NO_LEAK({
+        for (size_t t = 0; t < 3; t++) {
+            for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+                bn_scope_begin();
+                bn_dtype dt = types[t];
+                int64_t L = cases[c].lead, M = cases[c].m, K = cases[c].k, N = cases[c].n,
+                        w0 = cases[c].w0;
+                bn_tensor *x = rand_in(L > 1 ? BN_SHAPE(L, M, K) : BN_SHAPE(M, K), -1, 1, dt);
+                bn_tensor *wb = rand_in(BN_SHAPE(N + w0 + 2, K), -0.5, 0.5, dt);
+                bn_tensor *bb = rand_in(BN_SHAPE(N + w0 + 2), -1, 1, dt);
+                bn_tensor *gx = bn_clone(gpu(x)), *gwb = bn_clone(gpu(wb)),
+                          *gbb = bn_clone(gpu(bb));
+                bn_tensor *cx = bn_clone(x), *cwb = bn_clone(wb), *cbb = bn_clone(bb);
+                bn_tensor *leaves[6] = {gx, gwb, gbb, cx, cwb, cbb};
+                for (int i = 0; i < 6; i++)
+                    cr_assert_eq(bn_set_requires_grad(leaves[i], true), BN_OK);
+                bn_tensor *gy = bn_linear(gx, bn_narrow(gwb, 0, w0, N), bn_narrow(gbb, 0, w0, N));
+                bn_tensor *cy = bn_linear(cx, bn_narrow(cwb, 0, w0, N), bn_narrow(cbb, 0, w0, N));
+                char what[96];
+                snprintf(what, sizeof what, "linear %s case %zu", bn_dtype_name(dt), c);
+                /* K-term sums: f32 as the matmul tests; f16/bf16 round the result once */
+                double r = dt == BN_F32 ? 1e-5 : dt == BN_F16 ? 2e-3 : 1.6e-2;
+                double a = dt == BN_F32 ? 1e-5 : dt == BN_F16 ? 2e-3 : 1.6e-2;
+                expect_close(gy, cy, r, a, what);
+                bn_tensor *unfused =
+                    bn_add(bn_matmul(gpu(x), bn_transpose(bn_narrow(gpu(wb), 0, w0, N), 0, 1)),
+                           bn_narrow(gpu(bb), 0, w0, N));
+                snprintf(what, sizeof what, "linear %s case %zu vs matmul + add", bn_dtype_name(dt),
+                         c);
+                bnt_assert_close(cpu(gy), cpu(unfused), r, a, what);
+                bn_tensor *g = rand_in(bn_shape_of(cy), -1, 1, dt);
+                cr_assert_eq(bn_backward_ex(gy, (bn_backward_opts){.grad = gpu(g)}), BN_OK, "%s",
+                             bn_error_message());
+                cr_assert_eq(bn_backward_ex(cy, (bn_backward_opts){.grad = g}), BN_OK, "%s",
+                             bn_error_message());
+                for (int i = 0; i < 3; i++) {
+                    snprintf(what, sizeof what, "linear %s case %zu grad %d", bn_dtype_name(dt), c,
+                             i);
+                    expect_close(bn_grad(leaves[i]), bn_grad(leaves[i + 3]), r,
+                                 dt == BN_F32 ? 1e-4 : 4 * a, what);
+                }
                 bn_scope_end();
             }
         }

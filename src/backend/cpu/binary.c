@@ -76,8 +76,8 @@ static inline double min_f64(double a, double b) { return (a < b || a != a) ? a 
     static inline T gelu_tanh_grad_##SFX(T x)                                                      \
     {                                                                                              \
         T x2 = x * x;                                                                              \
-        T t = M(tanh)((T)0.79788456080286535588 * x * ((T)1 + (T)0.044715 * x2));                 \
-        T dinner = (T)0.79788456080286535588 * ((T)1 + (T)(3 * 0.044715) * x2);                   \
+        T t = M(tanh)((T)0.79788456080286535588 * x * ((T)1 + (T)0.044715 * x2));                  \
+        T dinner = (T)0.79788456080286535588 * ((T)1 + (T)(3 * 0.044715) * x2);                    \
         return (T)0.5 * ((T)1 + t) + (T)0.5 * x * ((T)1 - t * t) * dinner;                         \
     }                                                                                              \
     static inline T silu_grad_##SFX(T x)                                                           \
