@@ -40,13 +40,6 @@ static double tol_of(bn_dtype dt)
     }
 }
 
-/* uniform [lo, hi) of dtype dt on the CPU (drawn in f64, then cast) */
-static bn_tensor *rand_in(bn_shape s, double lo, double hi, bn_dtype dt)
-{
-    bn_tensor *u = bn_rand(s, BN_F64);
-    return bn_to_dtype(bn_add_scalar(bn_mul_scalar(u, hi - lo), lo), dt);
-}
-
 /* the largest finite |t| (0 for none) */
 static double max_abs(const bn_tensor *t)
 {

@@ -67,13 +67,6 @@ static bn_tensor *tie_values(bn_shape s, bn_dtype dt, uint64_t seed)
     return t;
 }
 
-/* uniform [lo, hi) of dtype dt on the CPU (drawn in f64, then cast) */
-static bn_tensor *rand_in(bn_shape s, double lo, double hi, bn_dtype dt)
-{
-    bn_tensor *u = bn_rand(s, BN_F64);
-    return bn_to_dtype(bn_add_scalar(bn_mul_scalar(u, hi - lo), lo), dt);
-}
-
 /* indices in [0, hi) of shape s, i64 or i32 */
 static bn_tensor *rand_index(bn_shape s, int64_t hi, bn_dtype dt)
 {

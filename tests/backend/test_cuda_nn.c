@@ -45,22 +45,6 @@ static double atol_of(bn_dtype dt)
 
 static const bn_dtype float_types[] = {BN_F32, BN_F64, BN_F16, BN_BF16};
 
-/* uniform [lo, hi) of dtype dt on the CPU (drawn in f64, then cast) */
-static bn_tensor *rand_in(bn_shape s, double lo, double hi, bn_dtype dt)
-{
-    bn_tensor *u = bn_rand(s, BN_F64);
-    return bn_to_dtype(bn_add_scalar(bn_mul_scalar(u, hi - lo), lo), dt);
-}
-
-static void expect_close(const bn_tensor *got_gpu, const bn_tensor *want, double rtol, double atol,
-                         const char *what)
-{
-    cr_assert_not_null(got_gpu, "%s: %s", what, bn_error_message());
-    cr_assert_not_null(want, "%s (CPU): %s", what, bn_error_message());
-    cr_assert_eq(bn_device_of(got_gpu).type, BN_DEVICE_CUDA, "%s: result not on the GPU", what);
-    bnt_assert_close(cpu(got_gpu), want, rtol, atol, what);
-}
-
 /* ---- forward and backward of one op on both devices ----------------------------------------------
  * fn computes an output from inputs on one device; the inputs whose bit is set in grad_mask are
  * made leaves that require grad. The outputs must agree, and so must the gradients of

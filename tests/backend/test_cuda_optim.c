@@ -25,14 +25,6 @@ static double rtol_of(bn_dtype dt) { return dt == BN_F32 ? 1e-5 : 1e-12; }
 static double atol_of(bn_dtype dt) { return dt == BN_F32 ? 1e-6 : 1e-13; }
 
 /* got lives on the GPU and is close to want (on the CPU) */
-static void expect_close(const bn_tensor *got_gpu, const bn_tensor *want, double rtol, double atol,
-                         const char *what)
-{
-    cr_assert_not_null(got_gpu, "%s: %s", what, bn_error_message());
-    cr_assert_eq(bn_device_of(got_gpu).type, BN_DEVICE_CUDA, "%s: not on the GPU", what);
-    bnt_assert_close(cpu(got_gpu), want, rtol, atol, what);
-}
-
 /* the configurations of tests/unit/test_optim.c (scripts/gen_optim.py), over p[0 .. n) */
 static bn_optim *make_optim(const char *name, bn_tensor *const *p, int n)
 {

@@ -20,21 +20,6 @@ static double rtol_of(bn_dtype dt)
     return dt == BN_F64 ? 1e-12 : dt == BN_F32 ? 1e-5 : dt == BN_F16 ? 1e-3 : 1e-2;
 }
 
-/* uniform [lo, hi) of dtype dt on the CPU */
-static bn_tensor *rand_in(bn_shape s, double lo, double hi, bn_dtype dt)
-{
-    bn_tensor *u = bn_rand(s, BN_F64);
-    return bn_to_dtype(bn_add_scalar(bn_mul_scalar(u, hi - lo), lo), dt);
-}
-
-static void expect_close(const bn_tensor *got_gpu, const bn_tensor *want, double rtol, double atol,
-                         const char *what)
-{
-    cr_assert_not_null(got_gpu, "%s: %s", what, bn_error_message());
-    cr_assert_eq(bn_device_of(got_gpu).type, BN_DEVICE_CUDA, "%s: result not on the GPU", what);
-    bnt_assert_close(cpu(got_gpu), want, rtol, atol, what);
-}
-
 /* ---- packed contiguous kernels ---------------------------------------------------------------- */
 Test(cuda_paths, contiguous_ops_at_every_length_and_unaligned_starts)
 {
