@@ -245,8 +245,6 @@ unsigned rows_grid(int64_t R, int teams)
     return (unsigned)b;
 }
 
-bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
-
 template <class T, int TPR, bool VEC>
 void fwd_go(bcu_stream s, const bcu_view *z, const bcu_view *tg, const bcu_view *lse,
             const bcu_view *zt, const bcu_view *zsum)
@@ -290,7 +288,7 @@ void bwd_pick(bcu_stream s, const bcu_view *z, const bcu_view *tg, const bcu_vie
               const bcu_view *gr, double smoothing, const bcu_view *dz)
 {
     const int64_t R = z->shape[0], V = z->shape[1];
-    const bool vec = V % VIO<T>::N == 0 && aligned16(z->data) && aligned16(dz->data) &&
+    const bool vec = V % VIO<T>::N == 0 && aligned_to(z->data, 16) && aligned_to(dz->data, 16) &&
                      (R <= 1 || (z->strides[0] * (int64_t)sizeof(T)) % 16 == 0) &&
                      (R <= 1 || (V * (int64_t)sizeof(D)) % 16 == 0);
 #define CE_BWD(TPR)                                                                                \
@@ -352,8 +350,8 @@ extern "C" int bcu_ce_rows_forward(bcu_stream s, const bcu_view *z, const bcu_vi
         (zsum && (rc = check_vec(fn, "zsum", zsum, cdt, R))))
         return rc;
     if (R == 0) return 0;
-    const bool vec =
-        aligned16(z->data) && (R <= 1 || (z->strides[0] * (int64_t)dtype_size(z->dtype)) % 16 == 0);
+    const bool vec = aligned_to(z->data, 16) &&
+                     (R <= 1 || (z->strides[0] * (int64_t)dtype_size(z->dtype)) % 16 == 0);
     DISPATCH_FLOAT(z->dtype, T, {
         if (vec)
             fwd_pick<T, true>(s, z, target, lse, zt, zsum);

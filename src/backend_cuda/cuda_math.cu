@@ -123,7 +123,8 @@ __global__ void unary_vec_kernel(int64_t n, int op, const T *x, T *out, UP p)
     {
         P a = ((const P *)x)[j], r;
 #pragma unroll
-        for (int u = 0; u < V; u++) r.v[u] = Tr<T>::store(unary_float<C>(op, Tr<T>::load(a.v[u]), p));
+        for (int u = 0; u < V; u++)
+            r.v[u] = Tr<T>::store(unary_float<C>(op, Tr<T>::load(a.v[u]), p));
         ((P *)out)[j] = r;
     }
     int64_t t = n / V * V + (int64_t)blockIdx.x * blockDim.x + threadIdx.x;

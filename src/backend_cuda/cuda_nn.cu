@@ -30,8 +30,6 @@ template <class T> union VecU {
     T a[Vec<T>::N];
 };
 
-static inline bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
-
 static int internal_error(const char *what, cudaError_t e)
 {
     unsupported("%s failed: %s", what, cudaGetErrorString(e)); /* sets the message */
@@ -232,8 +230,8 @@ static bool row_vec_ok(const bcu_row_geom *g, int dtype, const void *a, const vo
                        const void *c)
 {
     int nv = dtype == BCU_F32 ? 4 : 2;
-    return g->groups == 1 && g->inner == 1 && g->cols % nv == 0 && aligned16(a) &&
-           aligned16(b) && aligned16(c);
+    return g->groups == 1 && g->inner == 1 && g->cols % nv == 0 && aligned_to(a, 16) &&
+           aligned_to(b, 16) && aligned_to(c, 16);
 }
 
 static const void *opt_data(const bcu_view *v) { return v ? v->data : NULL; }

@@ -286,9 +286,10 @@ static int reduce_to(bcu_stream s, const RGeo &g, int op, const bcu_view *x, con
  * out holds the K results contiguously. Stage 1 cuts each k's P x Q elements into S parts, one
  * block per (k, part): with Q >= 32 a part is `chunk` consecutive (row, q) pairs, walked by the
  * block's threads in order (runs of Q contiguous elements: coalesced); with Q = 1 a part is
- * `chunk` rows and a block owns 32 adjacent columns k, its 8 warps taking every 8th row. Each block folds its values in a fixed tree (f64 accumulators);
- * stage 2 adds a k's S partials in part order. S depends only on the shape, so the result does
- * not depend on scheduling. Sum and mean of float dtypes; everything else takes the general
+ * `chunk` rows and a block owns 32 adjacent columns k, its 8 warps taking every 8th row; with
+ * P = 1 and one part, a warp takes a row. Each block folds its values in a fixed tree (f64
+ * accumulators); stage 2 adds a k's S partials in part order. S depends only on the shape, so
+ * the result does not depend on scheduling. Sum and mean of float dtypes; everything else takes the general
  * kernels above. */
 struct PKQ {
     int64_t P, K, Q, S, chunk;
@@ -365,7 +366,7 @@ __device__ inline double block_sum(double v, double *sh)
     return r;
 }
 
-template <class T, class O>
+template <class O>
 __device__ inline void pkq_store(const PKQ &q, int64_t k, int64_t part, double v, double nred,
                                  bool mean, double *parts, O *out)
 {
@@ -410,7 +411,7 @@ __global__ void pkq_rows_kernel(PKQ q, bool mean, const T *x, double *parts, O *
         double acc = (a0 + a1) + (a2 + a3);
         double v = block_sum(acc, sh);
         if (threadIdx.x == 0)
-            pkq_store<T, O>(q, k, part, v, (double)(q.P * q.Q), mean, parts, out);
+            pkq_store<O>(q, k, part, v, (double)(q.P * q.Q), mean, parts, out);
     }
 }
 
@@ -421,7 +422,8 @@ __global__ void pkq_warp_rows_kernel(PKQ q, bool mean, const T *x, O *out)
 {
     const int lane = threadIdx.x % 32;
     const int64_t Q = q.Q;
-    for (int64_t k = (int64_t)blockIdx.x * 8 + threadIdx.x / 32; k < q.K; k += (int64_t)gridDim.x * 8) {
+    const int64_t first = (int64_t)blockIdx.x * 8 + threadIdx.x / 32, step = (int64_t)gridDim.x * 8;
+    for (int64_t k = first; k < q.K; k += step) {
         const T *row = x + k * Q;
         double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         int64_t j = lane;
@@ -457,7 +459,7 @@ __global__ void pkq_cols_kernel(PKQ q, bool mean, const T *x, double *parts, O *
         if (threadIdx.y == 0 && k < q.K) {
             double v = 0;
             for (int r = 0; r < 8; r++) v += sh[r][threadIdx.x];
-            pkq_store<T, O>(q, k, part, v, (double)q.P, mean, parts, out);
+            pkq_store<O>(q, k, part, v, (double)q.P, mean, parts, out);
         }
         __syncthreads();
     }
@@ -474,7 +476,10 @@ __global__ void pkq_combine_kernel(PKQ q, bool mean, const double *parts, O *out
     }
 }
 
-static size_t pkq_scratch(const PKQ &q) { return q.S > 1 ? sizeof(double) * (size_t)(q.K * q.S) : 0; }
+static size_t pkq_scratch(const PKQ &q)
+{
+    return q.S > 1 ? sizeof(double) * (size_t)(q.K * q.S) : 0;
+}
 
 template <class T, class O>
 static int pkq_launch(bcu_stream s, const PKQ &q, int op, const T *x, O *out, double *parts)
@@ -535,7 +540,8 @@ extern "C" int bcu_reduce(bcu_stream s, int op, const bcu_view *x, const bcu_vie
     RGeo g = reduce_geometry(x, out, mask);
     if (g.nout == 0) return 0;
     PKQ q;
-    if (pkq_of(op, x, out, mask, &q) && (q.S == 1 || (scratch && scratch_bytes >= pkq_scratch(q)))) {
+    if (pkq_of(op, x, out, mask, &q) &&
+        (q.S == 1 || (scratch && scratch_bytes >= pkq_scratch(q)))) {
         DISPATCH_FLOAT(x->dtype, T, {
             DISPATCH_FLOAT(out->dtype, O, {
                 return pkq_launch<T, O>(s, q, op, (const T *)x->data, (O *)out->data,
