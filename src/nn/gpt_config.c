@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 bn_status bn_gpt_preset(const char *name, bn_gpt_config *out)
@@ -45,6 +46,16 @@ bn_status bn_gpt_config_resolve(const bn_gpt_config *in, bn_gpt_config *out)
                          "and dim %lld must all be >= 1", fn, (long long)c.vocab_size,
                          (long long)c.context, (long long)c.layers, (long long)c.heads,
                          (long long)c.dim);
+    /* sizes beyond 2^31 - 1 are no model's: refused here, so the derived sizes (4 * dim, the
+     * gated FFN's rounding) cannot overflow */
+    const int64_t most = INT32_MAX;
+    if (c.vocab_size > most || c.context > most || c.layers > most || c.heads > most ||
+        c.dim > most || c.ffn_hidden > most || c.ffn_multiple_of > most)
+        return bn__error(BN_ERR_ARG, "%s: vocab_size %lld, context %lld, layers %lld, heads %lld, "
+                         "dim %lld, ffn_hidden %lld and ffn_multiple_of %lld must all be <= %lld",
+                         fn, (long long)c.vocab_size, (long long)c.context, (long long)c.layers,
+                         (long long)c.heads, (long long)c.dim, (long long)c.ffn_hidden,
+                         (long long)c.ffn_multiple_of, (long long)most);
     if (c.dim % c.heads)
         return bn__error(BN_ERR_ARG, "%s: dim %lld must be a multiple of heads %lld", fn,
                          (long long)c.dim, (long long)c.heads);

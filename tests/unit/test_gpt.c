@@ -133,6 +133,12 @@ Test(gpt, bad_configs_name_the_field)
     c.dim = 30;
     cr_assert_neq(bn_gpt_config_resolve(&c, &r), BN_OK);
     bnt_assert_error(BN_ERR_ARG, "bn_gpt_config_resolve", "dim 30", "heads 4", NULL);
+    c = variant("learned"); /* the fuzzer's dim: 4 * dim would overflow */
+    c.heads = 3;
+    c.dim = 3842000000000000001LL;
+    cr_assert_neq(bn_gpt_config_resolve(&c, &r), BN_OK);
+    bnt_assert_error(BN_ERR_ARG, "bn_gpt_config_resolve", "dim 3842000000000000001",
+                     "2147483647", NULL);
     c = variant("learned");
     c.kv_heads = 3;
     cr_assert_null(bn_gpt_new(&c));
