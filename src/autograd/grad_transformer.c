@@ -176,6 +176,7 @@ bn_tensor *bn__grad_rope(const bn_tensor *x, const bn_tensor *cos, const bn_tens
 /* ---- classifier + cross-entropy --------------------------------------------------------------- */
 typedef struct lce_ctx {
     bn_tensor *lse, *valid;
+    bn_tensor *dz; /* the forward's (N, V) d loss / d logits for an upstream 1, or NULL */
     bn_lce_problem p;
 } lce_ctx;
 
@@ -184,6 +185,7 @@ static void lce_ctx_free(void *p)
     lce_ctx *c = p;
     bn_release(c->lse);
     bn_release(c->valid);
+    bn_release(c->dz);
     free(c);
 }
 
@@ -264,6 +266,17 @@ static bn_status lce_backward(bn_node *n, const bn_tensor *grad, bn_tensor **gra
     bn_device dev = x->storage->device;
     bool need_x = bn__node_needs(n, 0), need_w = bn__node_needs(n, 1);
     bool need_b = b && bn__node_needs(n, 2);
+    if (c->dz) {
+        /* the forward's d loss / d logits is for an upstream gradient of 1 (the reduced loss's
+         * one value): two products over all rows, scaled through their small operands —
+         * g dz @ w = dz @ w * g and dz^T @ (g x) */
+        bn_tensor *g = bn_to_dtype(grad, kdt);
+        if (need_x) grads[0] = bn_mul(bn_matmul(c->dz, w), g);
+        if (need_w) grads[1] = bn_matmul(bn_transpose(c->dz, 0, 1), bn_mul(x, g));
+        if (need_b)
+            grads[2] = bn_to_dtype(bn_mul(bn_sum(c->dz, 0, false), bn_to_dtype(grad, cdt)), kdt);
+        return bn_error_code();
+    }
     /* gr: each row's d loss / d loss_row, 0 on ignored rows */
     bn_tensor *gr = bn_to_dtype(grad, cdt);
     if (p->reduction == BN_REDUCTION_MEAN) /* the counted rows, summed on the device */
@@ -326,7 +339,8 @@ static bn_status lce_backward(bn_node *n, const bn_tensor *grad, bn_tensor **gra
 bn_tensor *bn__grad_linear_ce(const bn_tensor *x, const bn_tensor *w, const bn_tensor *b,
                               const bn_tensor *xc, const bn_tensor *wc, const bn_tensor *bc,
                               const bn_tensor *target, const bn_tensor *valid,
-                              const bn_tensor *lse, const bn_lce_problem *p, bn_tensor *out)
+                              const bn_tensor *lse, const bn_tensor *dz, const bn_lce_problem *p,
+                              bn_tensor *out)
 {
     const bn_tensor *in[3] = {x, w, b};
     if (!out || !bn__grad_needed(in, 3)) return out;
@@ -346,5 +360,7 @@ bn_tensor *bn__grad_linear_ce(const bn_tensor *x, const bn_tensor *w, const bn_t
     if (valid) bn_retain((bn_tensor *)valid);
     c->valid = (bn_tensor *)valid;
     c->p = *p;
+    if (dz) bn_retain((bn_tensor *)dz);
+    c->dz = (bn_tensor *)dz;
     return out;
 }

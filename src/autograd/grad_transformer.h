@@ -56,11 +56,20 @@ static inline int64_t bn__lce_chunk_rows(const bn_lce_problem *p, size_t es, bn_
     return r < p->n ? r : (p->n > 0 ? p->n : 1);
 }
 
+/* A reduced loss's forward may keep d loss / d logits for a unit upstream gradient, all N rows
+ * of it, when they fit in this many bytes (GPT-2's classifier at 8 x 1024 tokens: 824 MB in
+ * bf16 on a GPU); the backward then scales its products by the upstream gradient instead of
+ * recomputing the logits. */
+#define BN_LCE_STASH_BYTES ((int64_t)256 << 20)
+#define BN_LCE_GPU_STASH_BYTES ((int64_t)2 << 30)
+
 /* x, w, b: the op's inputs; xc, wc, bc, target, valid: the problem's tensors (saved), lse (N)
- * each row's log-sum-exp of its logits (saved). */
+ * each row's log-sum-exp of its logits (saved); dz: NULL, or the (N, V) d loss / d logits for an
+ * upstream gradient of 1 in the products' dtype (kept by the node). */
 bn_tensor *bn__grad_linear_ce(const bn_tensor *x, const bn_tensor *w, const bn_tensor *b,
                               const bn_tensor *xc, const bn_tensor *wc, const bn_tensor *bc,
                               const bn_tensor *target, const bn_tensor *valid,
-                              const bn_tensor *lse, const bn_lce_problem *p, bn_tensor *out);
+                              const bn_tensor *lse, const bn_tensor *dz, const bn_lce_problem *p,
+                              bn_tensor *out);
 
 #endif

@@ -90,6 +90,12 @@ typedef struct bn_backend_nn {
      * lse and gr (R) in the compute dtype; dz (R, V) contiguous. */
     bn_status (*ce_rows_backward)(const bn_tview *z, const bn_tview *target, const bn_tview *lse,
                                   const bn_tview *gr, double smoothing, const bn_tview *dz);
+    /* (optional) ce_rows_forward, then ce_rows_backward from the lse it wrote, reading z from
+     * memory once: the same results (bit for bit; f64 to rounding); dz (R, V) contiguous in
+     * z's dtype. NULL: the caller makes the two calls. */
+    bn_status (*ce_rows_fused)(const bn_tview *z, const bn_tview *target, const bn_tview *lse,
+                               const bn_tview *zt, const bn_tview *zsum, const bn_tview *gr,
+                               double smoothing, const bn_tview *dz);
 } bn_backend_nn;
 
 #endif

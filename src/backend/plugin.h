@@ -9,7 +9,7 @@
 #include "backend/backend.h"
 #include "born/cuda.h"
 
-#define BN_PLUGIN_ABI_VERSION 8u
+#define BN_PLUGIN_ABI_VERSION 9u
 #define BN_PLUGIN_ENTRY_SYMBOL "bn_plugin_entry"
 
 /* What libborn lends the plugin. */

@@ -113,6 +113,13 @@ template <class C> __device__ inline void lse_merge(Lse<C> &a, C m2, C s2, doubl
     a.nan |= nan2;
 }
 
+/* The row's log-sum-exp from its merged state (one rounding of the add: both kernels that
+ * store it give the same bits). */
+template <class C> __device__ inline C row_lse(const Lse<C> &a)
+{
+    return a.nan ? (C)NAN : isinf(a.m) ? a.m : (C)__dadd_rn((double)a.m, log((double)a.s));
+}
+
 /* Merges the states of a team of TPR threads (a warp, or the whole block when TPR > 32) in a
  * fixed order; every thread of the team gets the result. */
 template <int TPR, class C>
@@ -182,9 +189,7 @@ __global__ void __launch_bounds__(TPR > 256 ? TPR : 256)
         }
         team_merge<TPR>(a, sm, ss, sz, sn);
         if (lane == 0) {
-            lse[r] = a.nan         ? (C)NAN
-                     : isinf(a.m) ? a.m
-                                  : (C)((double)a.m + log((double)a.s));
+            lse[r] = row_lse(a);
             const int64_t t = tg[r * ts];
             zt[r] = t >= 0 && t < V ? Tr<T>::load(zr[t]) : (C)NAN;
             if (zsum) zsum[r] = (C)a.zs;
@@ -227,6 +232,88 @@ __global__ void __launch_bounds__(TPR > 256 ? TPR : 256)
 #pragma unroll
                 for (int j = 0; j < NT / ND; j++) dq[q * (NT / ND) + j] = o[j].q;
             }
+        } else {
+            for (int64_t k = lane; k < V; k += TPR) {
+                C v = cexp(Tr<T>::load(zr[k]) - l) - eps_v;
+                if (k == t) v = v - hit;
+                dr[k] = Tr<D>::store(v * g);
+            }
+        }
+    }
+}
+
+/* Both passes for one row at a time: the row's statistics as ce_fwd_kernel writes them, then dz
+ * from the same row as ce_bwd_kernel writes it, from the lse value it stored. VEC: as both.
+ * CACHE (VEC, one row per block): the first pass also copies the row to dynamic shared memory
+ * (V * sizeof(T) bytes) and the second reads it from there, so z comes from DRAM once; without
+ * it the second read mostly hits L2. */
+template <class T, class D, int TPR, bool VEC, bool CACHE>
+__global__ void __launch_bounds__(TPR > 256 ? TPR : 256)
+    ce_fused_kernel(const T *__restrict__ z, int64_t ld, const int64_t *__restrict__ tg, int64_t ts,
+                    typename Tr<T>::C *__restrict__ lse, typename Tr<T>::C *__restrict__ zt,
+                    typename Tr<T>::C *__restrict__ zsum, const typename Tr<T>::C *__restrict__ gr,
+                    typename Tr<T>::C eps_v, typename Tr<T>::C hit, D *__restrict__ dz, int64_t R,
+                    int64_t V)
+{
+    typedef typename Tr<T>::C C;
+    const int NT = VIO<T>::N, ND = VIO<D>::N;
+    static_assert(NT % ND == 0, "dz holds z's dtype or a wider one");
+    static_assert(!CACHE || (VEC && TPR >= 256), "the cache holds one row per block");
+    __shared__ C sm[32], ss[32];
+    __shared__ double sz[32];
+    __shared__ int sn[32];
+    extern __shared__ uint4 row_cache[];
+    const int teams = blockDim.x / TPR, lane = threadIdx.x % TPR;
+    for (int64_t r = (int64_t)blockIdx.x * teams + threadIdx.x / TPR; r < R;
+         r += (int64_t)gridDim.x * teams) {
+        const T *zr = z + r * ld;
+        Lse<C> a = {(C)-INFINITY, (C)0, 0.0, 0};
+        int64_t k0 = 0;
+        if (VEC) {
+            const int64_t nq = V / NT;
+            const uint4 *zq = reinterpret_cast<const uint4 *>(zr);
+            for (int64_t q = lane; q < nq; q += TPR) {
+                Bits16 b;
+                b.q = zq[q];
+                if (CACHE) row_cache[q] = b.q;
+                C x[NT];
+#pragma unroll
+                for (int i = 0; i < NT; i++) x[i] = (C)VIO<T>::get(b, i);
+                lse_add<NT>(a, x);
+            }
+            k0 = nq * NT;
+        }
+        for (int64_t k = k0 + lane; k < V; k += TPR) {
+            C x[1] = {Tr<T>::load(zr[k])};
+            lse_add<1>(a, x);
+        }
+        team_merge<TPR>(a, sm, ss, sz, sn); /* its barrier also publishes row_cache */
+        const C l = row_lse(a);
+        const int64_t t = tg[r * ts];
+        if (lane == 0) {
+            lse[r] = l;
+            zt[r] = t >= 0 && t < V ? Tr<T>::load(zr[t]) : (C)NAN;
+            if (zsum) zsum[r] = (C)a.zs;
+        }
+        const C g = gr[r];
+        D *dr = dz + r * V;
+        if (VEC) {
+            const int64_t nq = V / NT;
+            const uint4 *zq = reinterpret_cast<const uint4 *>(zr);
+            uint4 *dq = reinterpret_cast<uint4 *>(dr);
+            for (int64_t q = lane; q < nq; q += TPR) {
+                Bits16 b, o[NT / ND];
+                b.q = CACHE ? row_cache[q] : zq[q];
+#pragma unroll
+                for (int i = 0; i < NT; i++) {
+                    C v = cexp((C)VIO<T>::get(b, i) - l) - eps_v;
+                    if (q * NT + i == t) v = v - hit;
+                    VIO<D>::put(o[i / ND], i % ND, v * g);
+                }
+#pragma unroll
+                for (int j = 0; j < NT / ND; j++) dq[q * (NT / ND) + j] = o[j].q;
+            }
+            if (CACHE) __syncthreads(); /* the next row overwrites row_cache */
         } else {
             for (int64_t k = lane; k < V; k += TPR) {
                 C v = cexp(Tr<T>::load(zr[k]) - l) - eps_v;
@@ -305,6 +392,60 @@ void bwd_pick(bcu_stream s, const bcu_view *z, const bcu_view *tg, const bcu_vie
     else
         CE_BWD(512);
 #undef CE_BWD
+}
+
+/* Rows of up to this many bytes go through the shared-memory cache (two blocks fit an SM's
+ * 228 KB: GPT-2's 50304 bf16 logits are 100.6 KB). */
+#define CE_CACHE_BYTES ((int64_t)110 << 10)
+
+template <class T, class D, int TPR, bool VEC, bool CACHE>
+void fused_go(bcu_stream s, const bcu_view *z, const bcu_view *tg, const bcu_view *lse,
+              const bcu_view *zt, const bcu_view *zsum, const bcu_view *gr, double smoothing,
+              const bcu_view *dz)
+{
+    typedef typename Tr<T>::C C;
+    const int threads = TPR > 256 ? TPR : 256;
+    const int64_t R = z->shape[0], V = z->shape[1];
+    size_t smem = CACHE ? (size_t)(V / VIO<T>::N) * sizeof(uint4) : 0;
+    if (CACHE) /* idempotent; the opt-in above 48 KB */
+        cudaFuncSetAttribute(ce_fused_kernel<T, D, TPR, VEC, CACHE>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)CE_CACHE_BYTES);
+    ce_fused_kernel<T, D, TPR, VEC, CACHE><<<rows_grid(R, threads / TPR), threads, smem, s>>>(
+        (const T *)z->data, z->strides[0], (const int64_t *)tg->data, tg->strides[0],
+        (C *)lse->data, (C *)zt->data, zsum ? (C *)zsum->data : (C *)NULL, (const C *)gr->data,
+        (C)(smoothing / (double)V), (C)(1.0 - smoothing), (D *)dz->data, R, V);
+}
+
+/* dz in z's dtype (the products' dtype, where the fused entry is used) */
+template <class T>
+void fused_pick(bcu_stream s, const bcu_view *z, const bcu_view *tg, const bcu_view *lse,
+                const bcu_view *zt, const bcu_view *zsum, const bcu_view *gr, double smoothing,
+                const bcu_view *dz)
+{
+    const int64_t R = z->shape[0], V = z->shape[1];
+    const bool vec = V % VIO<T>::N == 0 && aligned_to(z->data, 16) && aligned_to(dz->data, 16) &&
+                     (R <= 1 || (z->strides[0] * (int64_t)sizeof(T)) % 16 == 0) &&
+                     (R <= 1 || (V * (int64_t)sizeof(T)) % 16 == 0);
+    const bool cache = vec && V > 1024 && V * (int64_t)sizeof(T) <= CE_CACHE_BYTES;
+#define CE_FUSED(TPR)                                                                              \
+    do {                                                                                           \
+        if (cache)                                                                                 \
+            fused_go<T, T, TPR, true, true>(s, z, tg, lse, zt, zsum, gr, smoothing, dz);           \
+        else if (vec)                                                                              \
+            fused_go<T, T, TPR, true, false>(s, z, tg, lse, zt, zsum, gr, smoothing, dz);          \
+        else                                                                                       \
+            fused_go<T, T, TPR, false, false>(s, z, tg, lse, zt, zsum, gr, smoothing, dz);         \
+    } while (0)
+    if (V <= 1024) {
+        if (vec)
+            fused_go<T, T, 32, true, false>(s, z, tg, lse, zt, zsum, gr, smoothing, dz);
+        else
+            fused_go<T, T, 32, false, false>(s, z, tg, lse, zt, zsum, gr, smoothing, dz);
+    } else if (V <= 16384)
+        CE_FUSED(256);
+    else
+        CE_FUSED(512);
+#undef CE_FUSED
 }
 
 bool is_float(int dt) { return dt == BCU_F32 || dt == BCU_F64 || dt == BCU_F16 || dt == BCU_BF16; }
@@ -395,5 +536,29 @@ extern "C" int bcu_ce_rows_backward(bcu_stream s, const bcu_view *z, const bcu_v
             bwd_pick<__nv_bfloat16, float>(s, z, target, lse, gr, smoothing, dz);
         break;
     }
+    return launch_status(fn);
+}
+
+extern "C" int bcu_ce_rows_fused(bcu_stream s, const bcu_view *z, const bcu_view *target,
+                                 const bcu_view *lse, const bcu_view *zt, const bcu_view *zsum,
+                                 const bcu_view *gr, double smoothing, const bcu_view *dz)
+{
+    const char *fn = "ce_rows_fused";
+    int rc = check_rows(fn, z, target);
+    if (rc) return rc;
+    const int64_t R = z->shape[0], V = z->shape[1];
+    const int cdt = z->dtype == BCU_F64 ? BCU_F64 : BCU_F32;
+    if ((rc = check_vec(fn, "lse", lse, cdt, R)) || (rc = check_vec(fn, "zt", zt, cdt, R)) ||
+        (zsum && (rc = check_vec(fn, "zsum", zsum, cdt, R))) ||
+        (rc = check_vec(fn, "gr", gr, cdt, R)))
+        return rc;
+    if (dz->dtype != z->dtype || dz->ndim != 2 || dz->shape[0] != R || dz->shape[1] != V ||
+        (V > 1 && dz->strides[1] != 1) || (R > 1 && dz->strides[0] != V))
+        return unsupported("%s: dz must be a contiguous (R, V) = [%lld, %lld] of %s, not %s "
+                           "(ndim %d)",
+                           fn, (long long)R, (long long)V, bcu_dtype_name(z->dtype),
+                           bcu_dtype_name(dz->dtype), dz->ndim);
+    if (R == 0) return 0;
+    DISPATCH_FLOAT(z->dtype, T, fused_pick<T>(s, z, target, lse, zt, zsum, gr, smoothing, dz);)
     return launch_status(fn);
 }

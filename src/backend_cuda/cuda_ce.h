@@ -26,6 +26,12 @@ int bcu_ce_rows_forward(bcu_stream s, const bcu_view *z, const bcu_view *target,
 int bcu_ce_rows_backward(bcu_stream s, const bcu_view *z, const bcu_view *target,
                          const bcu_view *lse, const bcu_view *gr, double smoothing,
                          const bcu_view *dz);
+/* Both at once (backend_nn.h's ce_rows_fused): the statistics as bcu_ce_rows_forward writes
+ * them and dz (in z's dtype) as bcu_ce_rows_backward would from that lse, reading each row of z
+ * from memory once (rows of up to 110 KB are kept in shared memory between the passes). */
+int bcu_ce_rows_fused(bcu_stream s, const bcu_view *z, const bcu_view *target,
+                      const bcu_view *lse, const bcu_view *zt, const bcu_view *zsum,
+                      const bcu_view *gr, double smoothing, const bcu_view *dz);
 
 #ifdef __cplusplus
 }

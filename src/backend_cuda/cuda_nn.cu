@@ -5,7 +5,8 @@
  *
  * Row norms: one warp per row (cols <= 1024) or one block per row, with float4 / double2 loads
  * when the rows allow it; each row is read three times (sum, squared deviations, output), the
- * second and third reads mostly from L1/L2. Per-channel sums (batch norm, the affine gradients of
+ * second and third reads mostly from L1/L2. The backward of a layer / RMS norm whose rows have
+ * 128 k <= 1024 f32 columns runs in one pass that also gives the affine gradients. Per-channel sums (batch norm, the affine gradients of
  * the row norms) see the data as (N, C, S) and add fixed chunks of N into partial sums that a
  * second kernel adds in chunk order. Every sum is in double and in an order fixed by the shapes,
  * so results are the same on every run and within rounding of the CPU's. Nothing here allocates:
@@ -490,6 +491,192 @@ extern "C" int bcu_nn_row_norm_grad_affine(bcu_stream s, const bcu_view *gy, con
         return row_affine_run<double>(s, gy, x, mean, rstd, gw, gb, g, scratch);
     return unsupported("row_norm_backward: the CUDA kernel supports f32 and f64, not %s",
                        bcu_dtype_name(x->dtype));
+}
+
+/* ---- layer / RMS norm backward in one pass (f32, cols = 128 NQ <= 1024) -------------------------
+ * A warp per row, FUSED_ROWS rows per warp, 8 warps per block, each lane taking 4 NQ columns
+ * (the second read of a row, for gx, comes from L1): gx exactly as row_norm_grad_x_kernel
+ * computes it, and per column the
+ * sums of gy * xhat and gy over the warp's rows (double, rows in order). The block's 8 warps add
+ * theirs in a fixed tree through shared memory into part[block][2][cols]; fused_affine_finish
+ * adds the blocks' partials in a fixed order. x and gy come from memory once instead of twice and the
+ * affine sums need no kernel of their own; results are repeatable (the split depends on the
+ * shape only). */
+#define FUSED_ROWS 4
+
+template <int NQ>
+__global__ void __launch_bounds__(256)
+    row_norm_bwd_fused_kernel(const float *__restrict__ gy, const float *__restrict__ x,
+                              const float *__restrict__ mean_in, const float *__restrict__ rstd_in,
+                              const float *__restrict__ w, float *__restrict__ gx,
+                              double *__restrict__ part, int64_t rows, bool rms)
+{
+    constexpr int K = NQ * 128, NV = 4 * NQ;
+    __shared__ double buf[4][K];
+    const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    double A[NV], B[NV];
+#pragma unroll
+    for (int i = 0; i < NV; i++) A[i] = B[i] = 0.0;
+    const float4 *w4 = reinterpret_cast<const float4 *>(w);
+    const int64_t r0 = ((int64_t)blockIdx.x * 8 + wp) * FUSED_ROWS;
+    for (int rr = 0; rr < FUSED_ROWS; rr++) {
+        const int64_t r = r0 + rr;
+        if (r >= rows) break;
+        const float4 *x4 = reinterpret_cast<const float4 *>(x + r * K);
+        const float4 *g4 = reinterpret_cast<const float4 *>(gy + r * K);
+        const double mean = (double)mean_in[r], rstd = (double)rstd_in[r];
+        double sum_gh = 0.0, sum_ghx = 0.0;
+#pragma unroll
+        for (int q = 0; q < NQ; q++) {
+            const float4 a = x4[lane + 32 * q], b = g4[lane + 32 * q];
+            const float4 c = w ? __ldg(w4 + lane + 32 * q) : make_float4(1.f, 1.f, 1.f, 1.f);
+            const float xa[4] = {a.x, a.y, a.z, a.w}, ga[4] = {b.x, b.y, b.z, b.w};
+            const float wa[4] = {c.x, c.y, c.z, c.w};
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const double xhat = ((double)xa[u] - mean) * rstd, g = (double)ga[u];
+                const double gh = g * (double)wa[u];
+                sum_gh += gh;
+                sum_ghx += gh * xhat;
+                A[4 * q + u] += g * xhat;
+                B[4 * q + u] += g;
+            }
+        }
+        team_sum2<32>(sum_gh, sum_ghx, NULL);
+        const double am = rms ? 0.0 : sum_gh / (double)K, bc = sum_ghx / (double)K;
+        if (!gx) continue;
+        /* the row again, now from L1: the output */
+#pragma unroll
+        for (int q = 0; q < NQ; q++) {
+            const float4 a = x4[lane + 32 * q], b = g4[lane + 32 * q];
+            const float4 c = w ? __ldg(w4 + lane + 32 * q) : make_float4(1.f, 1.f, 1.f, 1.f);
+            const float xa[4] = {a.x, a.y, a.z, a.w}, ga[4] = {b.x, b.y, b.z, b.w};
+            const float wa[4] = {c.x, c.y, c.z, c.w};
+            float o[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const double xhat = ((double)xa[u] - mean) * rstd;
+                o[u] = (float)(rstd * ((double)ga[u] * (double)wa[u] - am - xhat * bc));
+            }
+            reinterpret_cast<float4 *>(gx + r * K)[lane + 32 * q] = make_float4(o[0], o[1], o[2], o[3]);
+        }
+    }
+    /* the 8 warps' sums: warps 4-7 into 0-3, 2-3 into 0-1, 1 into 0, for A then B */
+#pragma unroll
+    for (int which = 0; which < 2; which++) {
+        double *acc = which == 0 ? A : B;
+#pragma unroll
+        for (int half = 4; half >= 1; half >>= 1) {
+            if (wp >= half && wp < 2 * half)
+#pragma unroll
+                for (int q = 0; q < NQ; q++)
+#pragma unroll
+                    for (int u = 0; u < 4; u++)
+                        buf[wp - half][(lane + 32 * q) * 4 + u] = acc[4 * q + u];
+            __syncthreads();
+            if (wp < half)
+#pragma unroll
+                for (int q = 0; q < NQ; q++)
+#pragma unroll
+                    for (int u = 0; u < 4; u++) acc[4 * q + u] += buf[wp][(lane + 32 * q) * 4 + u];
+            __syncthreads();
+        }
+        if (wp == 0) {
+            double *dst = part + ((int64_t)blockIdx.x * 2 + which) * K;
+#pragma unroll
+            for (int q = 0; q < NQ; q++)
+#pragma unroll
+                for (int u = 0; u < 4; u++) dst[(lane + 32 * q) * 4 + u] = acc[4 * q + u];
+        }
+    }
+}
+
+/* gw[c], gb[c] = the blocks' partials added in block order: a block per 32 columns, its 8 rows
+ * of threads each adding every 8th block's partial (loads in flight together), then the 8 sums
+ * in order. */
+__global__ void __launch_bounds__(256)
+    fused_affine_finish(const double *__restrict__ part, int64_t blocks, int64_t K,
+                        float *__restrict__ gw, float *__restrict__ gb)
+{
+    __shared__ double sa[8][33], sb[8][33];
+    const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+    const int64_t c = (int64_t)blockIdx.x * 32 + tx;
+    double a = 0.0, b = 0.0;
+    if (c < K) {
+#pragma unroll 8
+        for (int64_t p = ty; p < blocks; p += 8) {
+            a += part[(p * 2) * K + c];
+            b += part[(p * 2 + 1) * K + c];
+        }
+    }
+    sa[ty][tx] = a;
+    sb[ty][tx] = b;
+    __syncthreads();
+    if (ty == 0 && c < K) {
+        double A = 0.0, B = 0.0;
+        for (int k = 0; k < 8; k++) {
+            A += sa[k][tx];
+            B += sb[k][tx];
+        }
+        if (gw) gw[c] = (float)A;
+        if (gb) gb[c] = (float)B;
+    }
+}
+
+static int64_t fused_blocks(const bcu_row_geom *g)
+{
+    return (g->rows + 8 * FUSED_ROWS - 1) / (8 * FUSED_ROWS);
+}
+
+extern "C" int bcu_nn_row_norm_backward_fused_ok(const bcu_view *gy, const bcu_view *x,
+                                                 const bcu_view *w, const bcu_view *gx,
+                                                 const bcu_row_geom *g)
+{
+    return x->dtype == BCU_F32 && gy->dtype == BCU_F32 && g->groups == 1 && g->inner == 1 &&
+           g->cols % 128 == 0 && g->cols >= 128 && g->cols <= 1024 && g->rows > 0 &&
+           fused_blocks(g) <= (1 << 20) && aligned_to(x->data, 16) && aligned_to(gy->data, 16) &&
+           (!gx || aligned_to(gx->data, 16)) && (!w || aligned_to(w->data, 16));
+}
+
+extern "C" size_t bcu_nn_row_norm_backward_fused_scratch(const bcu_row_geom *g)
+{
+    return align256((size_t)(fused_blocks(g) * 2 * g->cols) * sizeof(double));
+}
+
+extern "C" int bcu_nn_row_norm_backward_fused(bcu_stream s, const bcu_view *gy, const bcu_view *x,
+                                              const bcu_view *mean, const bcu_view *rstd,
+                                              const bcu_view *w, const bcu_view *gx,
+                                              const bcu_view *gw, const bcu_view *gb,
+                                              const bcu_row_geom *g, void *scratch)
+{
+    const int64_t blocks = fused_blocks(g);
+    const float *gp = (const float *)gy->data, *xp = (const float *)x->data;
+    const float *mp = (const float *)mean->data, *rp = (const float *)rstd->data;
+    const float *wp = (const float *)opt_data(w);
+    float *op = gx ? (float *)gx->data : NULL;
+    double *part = (double *)scratch;
+    switch (g->cols / 128) {
+#define FUSED_CASE(NQ)                                                                             \
+    case NQ:                                                                                       \
+        row_norm_bwd_fused_kernel<NQ>                                                              \
+            <<<(unsigned)blocks, 256, 0, s>>>(gp, xp, mp, rp, wp, op, part, g->rows, g->rms);      \
+        break;
+        FUSED_CASE(1)
+        FUSED_CASE(2)
+        FUSED_CASE(3)
+        FUSED_CASE(4)
+        FUSED_CASE(5)
+        FUSED_CASE(6)
+        FUSED_CASE(7)
+        FUSED_CASE(8)
+#undef FUSED_CASE
+    default:
+        return unsupported("row_norm_backward: no fused kernel for %lld columns",
+                           (long long)g->cols);
+    }
+    fused_affine_finish<<<(unsigned)((g->cols + 31) / 32), 256, 0, s>>>(
+        part, blocks, g->cols, gw ? (float *)gw->data : NULL, gb ? (float *)gb->data : NULL);
+    return launch_status("row_norm_backward");
 }
 
 /* ---- batch norm ----------------------------------------------------------------------------------

@@ -36,6 +36,17 @@ size_t bcu_nn_row_norm_affine_scratch(const bcu_row_geom *g);
 int bcu_nn_row_norm_grad_affine(bcu_stream s, const bcu_view *gy, const bcu_view *x,
                                 const bcu_view *mean, const bcu_view *rstd, const bcu_view *gw,
                                 const bcu_view *gb, const bcu_row_geom *g, void *scratch);
+/* The whole backward of a layer / RMS norm (groups 1, inner 1) in one pass over x and gy: gx
+ * (or NULL), gw and gb (either NULL). Taken when bcu_nn_row_norm_backward_fused_ok says 1: f32,
+ * cols a multiple of 128 up to 1024, 16-byte aligned rows. scratch of
+ * bcu_nn_row_norm_backward_fused_scratch bytes. */
+int bcu_nn_row_norm_backward_fused_ok(const bcu_view *gy, const bcu_view *x, const bcu_view *w,
+                                      const bcu_view *gx, const bcu_row_geom *g);
+size_t bcu_nn_row_norm_backward_fused_scratch(const bcu_row_geom *g);
+int bcu_nn_row_norm_backward_fused(bcu_stream s, const bcu_view *gy, const bcu_view *x,
+                                   const bcu_view *mean, const bcu_view *rstd, const bcu_view *w,
+                                   const bcu_view *gx, const bcu_view *gw, const bcu_view *gb,
+                                   const bcu_row_geom *g, void *scratch);
 
 /* batch norm on x (N, C, S) contiguous f32/f64; scratch of bcu_nn_batch_norm_scratch */
 size_t bcu_nn_batch_norm_scratch(int64_t N, int64_t C, int64_t S);

@@ -52,6 +52,19 @@ static bn_status k_row_norm_backward(const bn_tview *grad_y, const bn_tview *x,
                                      const bn_row_norm_geom *g)
 {
     bcu_row_geom rg = row_geom(g);
+    if ((grad_weight || grad_bias) &&
+        bcu_nn_row_norm_backward_fused_ok(V(grad_y), V(x), VO(weight), VO(grad_x), &rg)) {
+        /* layer / RMS norm rows of up to 1024 f32 columns: one pass gives all three */
+        bn_status st;
+        void *sc = scratch_alloc(bcu_nn_row_norm_backward_fused_scratch(&rg), "row_norm_backward",
+                                 &st);
+        if (st != BN_OK) return st;
+        int rc = bcu_nn_row_norm_backward_fused(STREAM, V(grad_y), V(x), V(mean), V(rstd),
+                                                VO(weight), VO(grad_x), VO(grad_weight),
+                                                VO(grad_bias), &rg, sc);
+        scratch_free(sc);
+        return bcu_kernel_status(rc, "row_norm_backward");
+    }
     if (grad_x) {
         int rc = bcu_nn_row_norm_grad_x(STREAM, V(grad_y), V(x), V(mean), V(rstd), VO(weight),
                                         V(grad_x), &rg);
@@ -201,6 +214,15 @@ static bn_status k_ce_rows_backward(const bn_tview *z, const bn_tview *target, c
         "ce_rows_backward");
 }
 
+static bn_status k_ce_rows_fused(const bn_tview *z, const bn_tview *target, const bn_tview *lse,
+                                 const bn_tview *zt, const bn_tview *zsum, const bn_tview *gr,
+                                 double smoothing, const bn_tview *dz)
+{
+    return bcu_kernel_status(bcu_ce_rows_fused(STREAM, V(z), V(target), V(lse), V(zt), VO(zsum),
+                                               V(gr), smoothing, V(dz)),
+                             "ce_rows_fused");
+}
+
 const bn_backend_nn bcu_nn = {
     .row_norm = k_row_norm,
     .row_norm_backward = k_row_norm_backward,
@@ -213,4 +235,5 @@ const bn_backend_nn bcu_nn = {
     .embedding_backward = k_embedding_backward,
     .ce_rows_forward = k_ce_rows_forward,
     .ce_rows_backward = k_ce_rows_backward,
+    .ce_rows_fused = k_ce_rows_fused,
 };

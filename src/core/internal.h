@@ -121,6 +121,14 @@ bn_tensor *bn__relu_grad(const bn_tensor *g, const bn_tensor *x);
 /* g * f'(x) in one pass for op = BN_BINARY_{RELU,GELU,GELU_TANH,SILU}_GRAD (backend.h); records
  * no gradient. Registered with the scope. */
 bn_tensor *bn__act_grad(int op, const bn_tensor *g, const bn_tensor *x);
+/* Attention of packed rows (ops/attention.c): qkv (B, T, (hq + 2 hkv) hd) holds each row's hq
+ * query heads, then hkv key heads, then hkv value heads (one fused projection's output); the
+ * result is (B, T, hq hd), the heads merged, as bn_attention of the parts would give. The fused
+ * kernels read the parts in place and the backward writes one gradient of qkv's shape. opts as
+ * bn_attention's (the mask broadcasts to (B, hq, T, T)). */
+struct bn_attention_opts;
+bn_tensor *bn__attention_packed(const bn_tensor *qkv, int64_t hq, int64_t hkv,
+                                const struct bn_attention_opts *opts);
 bn_tensor *bn__expand(const bn_tensor *t, const int64_t *shape, int ndim); /* broadcast view */
 bn_tensor *bn__reshape(const bn_tensor *t, const int64_t *shape, int ndim);
 bn_tensor *bn__full(const int64_t *shape, int ndim, double v, bn_dtype dt, bn_device d);

@@ -126,6 +126,21 @@ static bn_tensor *attn_compute(const block_run *r, const bn_tensor *x, const bn_
 {
     const bn_gpt_config *c = r->cfg;
     int64_t hq = c->heads, hkv = c->kv_heads, hd = c->dim / c->heads;
+    bn_attention_opts ao = {.causal = true, .dropout_p = c->dropout, .training = r->training};
+    if (c->pos != BN_GPT_POS_ROPE && !r->cache_k) {
+        /* one projection, and attention reading q, k and v where it wrote them: its backward
+         * writes one gradient for the projection, so nothing is copied, padded or summed */
+        bn_tensor *qkv = bn_linear(x, wqkv, bqkv);
+        if (!qkv) return NULL;
+        ao.mask = r->alibi;
+        if (c->pos == BN_GPT_POS_ALIBI && !ao.mask) {
+            int64_t t = bn_dim(qkv, 1);
+            ao.mask = bn_alibi_bias(hq, t, t, bn_dtype_of(qkv), bn_device_of(qkv));
+            if (!ao.mask) return NULL;
+        }
+        bn_tensor *y = bn__attention_packed(qkv, hq, hkv, &ao); /* (B, T, hq hd) */
+        return bn_dropout(bn_linear(y, wproj, bproj), c->dropout, r->training);
+    }
     /* q, k and v from row blocks of the fused weight: slicing the weight rather than the
      * (B, T, (hq + 2 hkv) hd) output keeps the slices' backward at the weight's size */
     bn_tensor *q = heads_view(qkv_part(x, wqkv, bqkv, 0, hq * hd), hq, hd);
@@ -147,8 +162,7 @@ static bn_tensor *attn_compute(const block_run *r, const bn_tensor *x, const bn_
         alibi = bn_alibi_bias(hq, bn_dim(q, 2), bn_dim(k, 2), bn_dtype_of(q), bn_device_of(q));
         if (!alibi) return NULL;
     }
-    bn_attention_opts ao = {.mask = alibi, .causal = true, .dropout_p = c->dropout,
-                            .training = r->training};
+    ao.mask = alibi;
     bn_tensor *y = bn_attention(q, k, v, &ao); /* (B, hq, T, hd) */
     bn_shape xs = bn_shape_of(x);
     y = bn_reshape(bn_transpose(y, 1, 2), BN_SHAPE(xs.dims[0], xs.dims[1], c->dim));

@@ -198,32 +198,21 @@ static bn_tensor *attention_reference(const bn_tensor *q, const bn_tensor *k, co
 }
 
 /* ---- the fused path ------------------------------------------------------------------------- */
-/* t in dtype dt, contiguous (a new reference; t itself when it already is) */
+/* t in dtype dt as a view the kernels take (autograd/grad_attention.h's bn__attn_view4): t itself
+ * (a new reference) when it already is one, else a contiguous copy. */
 static bn_tensor *prep(const bn_tensor *t, bn_dtype dt)
 {
     bn_tensor *c = bn__to_dtype(t, dt);
-    if (!c) return NULL;
+    bn_tview v;
+    if (!c || bn__attn_view4(c, &v)) return c;
     bn_tensor *r = bn__contiguous(c);
     bn_release(c);
     return r;
 }
 
-/* The 4-D (batch, h, t, e) view of a contiguous tensor whose last three dims are (h, t, e). */
-static bn_tview view4(const bn_tensor *t, int64_t batch, int64_t h, int64_t n, int64_t e)
+/* The geometry of s, with the dropout reservation when o drops weights. */
+static bn_attn_geom geom_of(const attn_dims *s, const bn_attention_opts *o, double scale)
 {
-    bn_tview v = bn__tview(t);
-    v.ndim = 4;
-    v.shape[0] = batch, v.shape[1] = h, v.shape[2] = n, v.shape[3] = e;
-    v.strides[3] = 1, v.strides[2] = e, v.strides[1] = n * e, v.strides[0] = h * n * e;
-    return v;
-}
-
-static bn_tensor *attention_fused(const char *fn, const bn_backend *be, const bn_tensor *q,
-                                  const bn_tensor *k, const bn_tensor *v,
-                                  const bn_attention_opts *o, const attn_dims *s, double scale)
-{
-    bn_dtype dt = q->dtype, cdt = dt == BN_F64 ? BN_F64 : BN_F32;
-    bn_device dev = q->storage->device;
     bn_attn_geom g = {.batch = s->batch, .hq = s->hq, .hkv = s->hkv, .tq = s->tq, .tk = s->tk,
                       .d = s->d, .dv = s->dv, .scale = scale, .causal = o->causal};
     if (o->training && o->dropout_p > 0) {
@@ -231,46 +220,156 @@ static bn_tensor *attention_fused(const char *fn, const bn_backend *be, const bn
         uint64_t n = (uint64_t)s->batch * (uint64_t)s->hq * (uint64_t)s->tq * (uint64_t)s->tk;
         bn__rng_take((n + 3) / 4, &g.seed, &g.counter);
     }
-    /* f16/bf16 stay as they are where the backend has tensor-core kernels for the problem */
+    return g;
+}
+
+/* The dtype the kernels compute in: f16/bf16 stay as they are where the backend has
+ * tensor-core kernels for the problem, the rest runs in f32 (f64 in f64). */
+static bn_dtype kernel_dtype(const bn_backend *be, bn_dtype dt, const bn_attn_geom *g,
+                             bool has_mask)
+{
     bool low = (dt == BN_F16 || dt == BN_BF16) && be->attn->takes_low_precision &&
-               be->attn->takes_low_precision(dt, &g, o->mask != NULL);
-    bn_dtype kdt = low ? dt : cdt;
+               be->attn->takes_low_precision(dt, g, has_mask);
+    return low ? dt : dt == BN_F64 ? BN_F64 : BN_F32;
+}
+
+/* The mask as the kernels read it: expanded to the scores' shape, bool or the compute dtype. */
+static bn_tensor *prep_mask(const bn_tensor *mask, bn_dtype cdt, const attn_dims *s)
+{
     int64_t sshape[BN_MAX_DIMS];
     int snd = score_shape(s, sshape);
-    bn_tensor *qc = prep(q, kdt), *kc = prep(k, kdt), *vc = prep(v, kdt), *mc = NULL;
-    if (o->mask) {
-        bn_tensor *m = o->mask->dtype == BN_BOOL ? bn__contiguous(o->mask)
-                                                 : prep(o->mask, cdt);
-        mc = m ? bn__expand(m, sshape, snd) : NULL;
-        bn_release(m);
-    }
+    bn_tensor *m = mask->dtype == BN_BOOL ? bn__contiguous(mask) : prep(mask, cdt);
+    bn_tensor *mc = m ? bn__expand(m, sshape, snd) : NULL;
+    bn_release(m);
+    return mc;
+}
+
+static bn_tensor *attention_fused(const bn_backend *be, const bn_tensor *q, const bn_tensor *k,
+                                  const bn_tensor *v, const bn_attention_opts *o,
+                                  const attn_dims *s, double scale)
+{
+    bn_dtype dt = q->dtype, cdt = dt == BN_F64 ? BN_F64 : BN_F32;
+    bn_device dev = q->storage->device;
+    bn_attn_geom g = geom_of(s, o, scale);
+    bn_dtype kdt = kernel_dtype(be, dt, &g, o->mask != NULL);
+    bn_tensor *qc = prep(q, kdt), *kc = prep(k, kdt), *vc = prep(v, kdt);
+    bn_tensor *mc = o->mask ? prep_mask(o->mask, cdt, s) : NULL;
     int64_t oshape[BN_MAX_DIMS];
-    score_shape(s, oshape);
-    oshape[snd - 1] = s->dv;
-    bn_tensor *out = bn__empty(oshape, snd, kdt, dev);
+    int ond = score_shape(s, oshape);
+    oshape[ond - 1] = s->dv;
+    bn_tensor *out = bn__empty(oshape, ond, kdt, dev);
     int64_t lshape[3] = {s->batch, s->hq, s->tq};
     bn_tensor *lse = bn__empty(lshape, 3, cdt, dev);
     bn_tensor *tmp[6] = {qc, kc, vc, mc, out, lse};
-    if (!qc || !kc || !vc || (o->mask && !mc) || !out || !lse) {
-        for (int i = 0; i < 6; i++) bn_release(tmp[i]);
-        return NULL;
-    }
-    bn_tview qv = view4(qc, s->batch, s->hq, s->tq, s->d);
-    bn_tview kv = view4(kc, s->batch, s->hkv, s->tk, s->d);
-    bn_tview vv = view4(vc, s->batch, s->hkv, s->tk, s->dv);
-    bn_tview ov = view4(out, s->batch, s->hq, s->tq, s->dv), lv = bn__tview(lse);
-    bn_tview mv = mc ? bn__tview(mc) : (bn_tview){0};
-    bn_status st = be->attn->forward(&qv, &kv, &vv, mc ? &mv : NULL, &ov, &lv, &g);
     bn_tensor *res = NULL;
-    if (st == BN_OK) {
-        /* a header of its own: the node saves `out`, and must not hold the tensor it returns */
-        res = dt == kdt ? bn__view(out, out->ndim, out->shape, out->strides, out->offset)
-                        : bn__to_dtype(out, dt);
-        res = bn__grad_attention(q, k, v, qc, kc, vc, mc, out, lse, &g, res);
+    bn_tview qv, kv, vv, ov, lv, mv;
+    if (qc && kc && vc && (!o->mask || mc) && out && lse && bn__attn_view4(qc, &qv) &&
+        bn__attn_view4(kc, &kv) && bn__attn_view4(vc, &vv) && bn__attn_view4(out, &ov)) {
+        lv = bn__tview(lse);
+        if (mc) mv = bn__tview(mc);
+        if (be->attn->forward(&qv, &kv, &vv, mc ? &mv : NULL, &ov, &lv, &g) == BN_OK) {
+            /* a header of its own: the node saves `out`, and must not hold the tensor it
+             * returns */
+            res = dt == kdt ? bn__view(out, out->ndim, out->shape, out->strides, out->offset)
+                            : bn__to_dtype(out, dt);
+            res = bn__grad_attention(q, k, v, qc, kc, vc, mc, out, lse, &g, res);
+        }
     }
     for (int i = 0; i < 6; i++) bn_release(tmp[i]);
-    (void)fn;
     return res;
+}
+
+/* ---- attention of packed q, k, v rows (core/internal.h) ----------------------------------- */
+/* qkv (B, T, (hq + 2 hkv) hd) viewed as one head tensor: the hq query heads, then the hkv key
+ * heads, then the hkv value heads of each row; part 0, 1 or 2 as a (B, h, T, hd) view. */
+static bn_tview packed_part(const bn_tview *base, int64_t hq, int64_t hkv, int64_t hd, int part)
+{
+    int64_t h = part == 0 ? hq : hkv, first = part == 0 ? 0 : part == 1 ? hq : hq + hkv;
+    bn_tview v = *base;
+    v.ndim = 4;
+    v.data = (char *)base->data + first * hd * base->strides[2] * bn_dtype_size(base->dtype);
+    v.shape[0] = base->shape[0], v.shape[1] = h, v.shape[2] = base->shape[1], v.shape[3] = hd;
+    v.strides[0] = base->strides[0], v.strides[1] = hd, v.strides[2] = base->strides[1];
+    v.strides[3] = 1;
+    return v;
+}
+
+/* The composed form, for backends without the fused family and for BN_ATTN_REFERENCE: public
+ * views of the parts, bn_attention, and the heads merged back. Runs inside the caller's scope. */
+static bn_tensor *packed_composed(const bn_tensor *qkv, int64_t hq, int64_t hkv, int64_t hd,
+                                  const bn_attention_opts *o)
+{
+    int64_t B = qkv->shape[0], T = qkv->shape[1];
+    bn_tensor *part[3];
+    for (int i = 0; i < 3; i++) {
+        int64_t h = i == 0 ? hq : hkv, first = i == 0 ? 0 : i == 1 ? hq : hq + hkv;
+        part[i] = bn_transpose(bn_reshape(bn_narrow(qkv, 2, first * hd, h * hd),
+                                          BN_SHAPE(B, T, h, hd)),
+                               1, 2);
+    }
+    bn_tensor *y = bn_attention(part[0], part[1], part[2], o);
+    return bn_reshape(bn_transpose(y, 1, 2), BN_SHAPE(B, T, hq * hd));
+}
+
+bn_tensor *bn__attention_packed(const bn_tensor *qkv, int64_t hq, int64_t hkv,
+                                const bn_attention_opts *opts)
+{
+    const char *fn = "bn__attention_packed";
+    BN_AUTOCAST_LOW(bn__attention_packed(ac[0], hq, hkv, opts), qkv);
+    BN_CHECK_NULL(fn, qkv);
+    bn_attention_opts o = opts ? *opts : (bn_attention_opts){0};
+    if (!check_float(fn, "qkv", qkv) || !check_opts(fn, &o)) return NULL;
+    if (qkv->ndim != 3 || hq < 1 || hkv < 1 || hq % hkv != 0 ||
+        qkv->shape[2] % (hq + 2 * hkv) != 0)
+        return bn__error_null(BN_ERR_SHAPE,
+                              "%s: qkv %s must be (B, T, (hq + 2 hkv) hd) with hkv dividing hq "
+                              "(hq %lld, hkv %lld)",
+                              fn, bn__tshape(qkv), (long long)hq, (long long)hkv);
+    int64_t hd = qkv->shape[2] / (hq + 2 * hkv);
+    attn_dims s = {.nlead = 1, .lead = {qkv->shape[0]}, .batch = qkv->shape[0], .hq = hq,
+                   .hkv = hkv, .tq = qkv->shape[1], .tk = qkv->shape[1], .d = hd, .dv = hd};
+    if (!check_mask(fn, o.mask, qkv, &s)) return NULL;
+    double scale = o.scale != 0.0 ? o.scale : (hd > 0 ? 1.0 / sqrt((double)hd) : 1.0);
+    const bn_backend *be = bn__backend(fn, qkv->storage->device);
+    if (!be) return NULL;
+    if (!be->attn || !be->attn->forward || o.impl == BN_ATTN_REFERENCE || hd == 0) {
+        bn__scope_suspend();
+        bn_scope_begin();
+        bn_tensor *out = packed_composed(qkv, hq, hkv, hd, &o);
+        if (out) bn_retain(out);
+        bn_scope_end();
+        bn__scope_resume();
+        return bn__out(out);
+    }
+    bn_dtype dt = qkv->dtype, cdt = dt == BN_F64 ? BN_F64 : BN_F32;
+    bn_device dev = qkv->storage->device;
+    bn_attn_geom g = geom_of(&s, &o, scale);
+    bn_dtype kdt = kernel_dtype(be, dt, &g, o.mask != NULL);
+    bn_tensor *qc = bn__to_dtype(qkv, kdt);
+    if (qc && qc->strides[2] != 1) {
+        bn_tensor *c = bn__contiguous(qc);
+        bn_release(qc);
+        qc = c;
+    }
+    bn_tensor *mc = o.mask ? prep_mask(o.mask, cdt, &s) : NULL;
+    /* the output rows stay in (B, T, hq, hd) order: the merged (B, T, hq hd) result is a view */
+    bn_tensor *out = bn__empty((int64_t[]){s.batch, s.tq, hq * hd}, 3, kdt, dev);
+    bn_tensor *lse = bn__empty((int64_t[]){s.batch, hq, s.tq}, 3, cdt, dev);
+    bn_tensor *tmp[4] = {qc, mc, out, lse};
+    bn_tensor *res = NULL;
+    if (qc && (!o.mask || mc) && out && lse) {
+        bn_tview base = bn__tview(qc), ob = bn__tview(out), lv = bn__tview(lse), mv;
+        bn_tview qv = packed_part(&base, hq, hkv, hd, 0), kv = packed_part(&base, hq, hkv, hd, 1);
+        bn_tview vv = packed_part(&base, hq, hkv, hd, 2), ov = packed_part(&ob, hq, 0, hd, 0);
+        if (mc) mv = bn__tview(mc);
+        if (be->attn->forward(&qv, &kv, &vv, mc ? &mv : NULL, &ov, &lv, &g) == BN_OK) {
+            res = dt == kdt ? bn__view(out, out->ndim, out->shape, out->strides, out->offset)
+                            : bn__to_dtype(out, dt);
+            res = bn__grad_attention_packed(qkv, qc, mc, out, lse, &g, res);
+        }
+    }
+    for (int i = 0; i < 4; i++) bn_release(tmp[i]);
+    return bn__out(res);
 }
 
 /* ---- the public entry ------------------------------------------------------------------------ */
@@ -302,7 +401,7 @@ bn_tensor *bn_attention(const bn_tensor *q, const bn_tensor *k, const bn_tensor 
                               "%s: the %s backend has no fused attention kernel (use "
                               "BN_ATTN_AUTO or BN_ATTN_REFERENCE)",
                               fn, be->name);
-    if (fused) return bn__out(attention_fused(fn, be, q, k, v, &o, &s, scale));
+    if (fused) return bn__out(attention_fused(be, q, k, v, &o, &s, scale));
     bn__scope_suspend();
     bn_scope_begin();
     bn_tensor *out = attention_reference(q, k, v, &o, &s, scale);

@@ -6,7 +6,11 @@
  * which is -sum_c A_rc log_softmax(z_r)_c with bn_cross_entropy's coefficients A (one-hot
  * smoothed; the mean divides by the number of counted rows, and is NaN when there are none).
  * The node keeps x, w, b, the targets and the (N) log-sum-exp; its rule
- * (autograd/grad_transformer.c) recomputes the chunks. Everything is composed of public ops on
+ * (autograd/grad_transformer.c) recomputes the chunks. With the fused row kernels, a loss reduced
+ * to a scalar whose (N, V) logits gradient fits the stash budget (grad_transformer.h) instead
+ * keeps the (N, V) d loss / d logits for an upstream gradient of 1, each chunk's rows made by the
+ * row kernel right after its statistics; the backward then runs two products over all rows
+ * (scaled by the real upstream gradient) instead of recomputing the logits chunk by chunk. Everything is composed of public ops on
  * the inputs' device (matmul, logsumexp, gather, sum): it runs wherever those do. On the CPU
  * f16/bf16 inputs are computed in f32. On a GPU they stay in their dtype for the three products
  * (tensor cores, f32 accumulation; under autocast the inputs are cast to the region's dtype,
@@ -105,15 +109,17 @@ static bool check_targets(const char *fn, const bn_tensor *t, const bn_tensor *v
 }
 
 /* One chunk's statistics through the backend's ce_rows_forward: z (R, V) in its product dtype,
- * tc (R) i64; *lse, *zt and (with label smoothing) *zsum (R) in the compute dtype. In the
- * caller's scope. */
+ * tc (R) i64; *lse, *zt and (with label smoothing) *zsum (R) in the compute dtype. With gr (R,
+ * the rows' upstream gradients) also dz (R, V) contiguous in z's dtype = d loss / d z, through
+ * ce_rows_fused (one read of z) or ce_rows_backward. In the caller's scope. */
 static bool rows_fused(const bn_backend *be, const bn_lce_problem *p, const bn_tensor *z,
-                       const bn_tensor *tc, bn_tensor **lse, bn_tensor **zt, bn_tensor **zsum)
+                       const bn_tensor *tc, const bn_tensor *gr, const bn_tensor *dz,
+                       bn_tensor **lse, bn_tensor **zt, bn_tensor **zsum)
 {
     *lse = *zt = *zsum = NULL;
-    if (!z || !tc) return false;
+    if (!z || !tc || (gr && !dz)) return false;
     bn_tview zv = bn__tview(z);
-    if (zv.ndim != 2 || (zv.shape[1] > 1 && zv.strides[1] != 1)) {
+    if (zv.ndim != 2 || (zv.shape[1] > 1 && zv.strides[1] != 1) || (gr && !bn_is_contiguous(z))) {
         z = bn_contiguous(z);
         if (!z) return false;
         zv = bn__tview(z);
@@ -124,16 +130,25 @@ static bool rows_fused(const bn_backend *be, const bn_lce_problem *p, const bn_t
     *lse = bn__out(bn__empty(rows, 1, cdt, dev));
     *zt = bn__out(bn__empty(rows, 1, cdt, dev));
     if (p->smoothing != 0) *zsum = bn__out(bn__empty(rows, 1, cdt, dev));
-    if (!*lse || !*zt || (p->smoothing != 0 && !*zsum)) return false;
+    bn_tensor *gc = gr ? bn_contiguous(gr) : NULL;
+    if (!*lse || !*zt || (p->smoothing != 0 && !*zsum) || (gr && !gc)) return false;
     bn_tview tv = bn__tview(tc), lv = bn__tview(*lse), ztv = bn__tview(*zt);
     bn_tview sv = *zsum ? bn__tview(*zsum) : (bn_tview){0};
-    return be->nn->ce_rows_forward(&zv, &tv, &lv, &ztv, *zsum ? &sv : NULL) == BN_OK;
+    bn_tview gv = gc ? bn__tview(gc) : (bn_tview){0}, dv = dz ? bn__tview(dz) : (bn_tview){0};
+    if (gr && be->nn->ce_rows_fused)
+        return be->nn->ce_rows_fused(&zv, &tv, &lv, &ztv, *zsum ? &sv : NULL, &gv, p->smoothing,
+                                     &dv) == BN_OK;
+    if (be->nn->ce_rows_forward(&zv, &tv, &lv, &ztv, *zsum ? &sv : NULL) != BN_OK) return false;
+    return !gr || be->nn->ce_rows_backward(&zv, &tv, &lv, &gv, p->smoothing, &dv) == BN_OK;
 }
 
 /* The per-row losses (N) in f64 and the log-sum-exps (N) in the compute dtype, chunk by chunk.
- * In a private scope (the results belong to it). */
+ * With gr (N, the rows' d loss / d loss_r for an upstream gradient of 1) it also writes the
+ * rows' d loss / d logits into dz (N, V) contiguous (the fused row kernels only). In a private
+ * scope (the results belong to it). */
 static bool lce_rows(const bn_lce_problem *p, const bn_tensor *x, const bn_tensor *w,
-                     const bn_tensor *b, const bn_tensor *t, bn_tensor **loss, bn_tensor **lse)
+                     const bn_tensor *b, const bn_tensor *t, const bn_tensor *gr,
+                     const bn_tensor *dz, bn_tensor **loss, bn_tensor **lse)
 {
     const bn_backend *be = bn__backend("bn_linear_cross_entropy", x->storage->device);
     if (!be) return false;
@@ -149,7 +164,9 @@ static bool lce_rows(const bn_lce_problem *p, const bn_tensor *x, const bn_tenso
         bn_tensor *z = bn_linear(bn_narrow(x, 0, r0, rows), w, b); /* (R, V) */
         bn_tensor *lse_c = NULL, *zt = NULL, *zsum = NULL;
         if (fused) {
-            if (!rows_fused(be, p, z, bn_narrow(t, 0, r0, rows), &lse_c, &zt, &zsum))
+            if (!rows_fused(be, p, z, bn_narrow(t, 0, r0, rows),
+                            gr ? bn_narrow(gr, 0, r0, rows) : NULL,
+                            gr ? bn_narrow(dz, 0, r0, rows) : NULL, &lse_c, &zt, &zsum))
                 lse_c = zt = zsum = NULL; /* the error is set */
         } else {
             if (z && z->dtype != BN_F64) z = bn_to_dtype(z, BN_F32);
@@ -205,8 +222,12 @@ bn_tensor *bn_linear_cross_entropy(const bn_tensor *x, const bn_tensor *w, const
                        : cdt;
     bn_lce_problem p = {.n = x->shape[0], .d = x->shape[1], .v = w->shape[0],
                         .smoothing = o.label_smoothing, .reduction = (int)o.reduction};
-    /* the chunks' ops record nothing: the one node is recorded below */
+    const bn_tensor *in[3] = {x, w, b};
+    bool want_grad = bn__grad_needed(in, 3);
+    /* the chunks' ops record nothing (the one node is recorded below) and compute in kdt:
+     * the caller's autocast region does not reach them */
     int grad_mode = bn__grad_override(BN_GRAD_OFF);
+    int autocast_saved = bn__autocast_suspend();
     bn__scope_suspend();
     bn_scope_begin();
     bn_tensor *xc = bn_to_dtype(x, kdt), *wc = bn_to_dtype(w, kdt);
@@ -230,7 +251,25 @@ bn_tensor *bn_linear_cross_entropy(const bn_tensor *x, const bn_tensor *w, const
             ok = count && t;
         }
     }
-    ok = ok && lce_rows(&p, xc, wc, bc, t, &loss, &lse);
+    /* a reduced loss whose logits gradient fits the stash budget keeps that gradient (for an
+     * upstream 1) from the forward, so the backward does not recompute the logits: d loss /
+     * d loss_r is 1 / counted (mean) or 1 (sum), 0 on ignored rows */
+    const bn_backend *be = bn__backend(fn, x->storage->device);
+    int64_t stash_bytes = x->storage->device.type == BN_DEVICE_CPU ? BN_LCE_STASH_BYTES
+                                                                    : BN_LCE_GPU_STASH_BYTES;
+    bool stash = ok && want_grad && be && be->nn && be->nn->ce_rows_forward &&
+                 be->nn->ce_rows_backward && o.reduction != BN_REDUCTION_NONE && p.n > 0 &&
+                 p.n <= stash_bytes / (int64_t)bn_dtype_size(kdt) / (p.v > 0 ? p.v : 1);
+    bn_tensor *gr = NULL, *dz = NULL;
+    if (stash) {
+        dz = bn__out(bn__empty((int64_t[]){p.n, p.v}, 2, kdt, x->storage->device));
+        gr = bn__out(bn__full((int64_t[]){p.n}, 1, 1.0, cdt, x->storage->device));
+        if (o.reduction == BN_REDUCTION_MEAN)
+            gr = count ? bn_div(gr, bn_to_dtype(count, cdt)) : bn_div_scalar(gr, p.counted);
+        if (valid) gr = bn_masked_fill(gr, bn_logical_not(valid), 0.0);
+        ok = gr && dz;
+    }
+    ok = ok && lce_rows(&p, xc, wc, bc, t, gr, dz, &loss, &lse);
     if (ok) {
         if (valid) loss = bn_masked_fill(loss, bn_logical_not(valid), 0.0);
         if (o.reduction != BN_REDUCTION_NONE) loss = bn_sum(loss, BN_ALL, false);
@@ -243,14 +282,15 @@ bn_tensor *bn_linear_cross_entropy(const bn_tensor *x, const bn_tensor *w, const
         ok = out != NULL;
     }
     /* what outlives the scope: the result, and what the node keeps */
-    bn_tensor *keep[7] = {out, xc, wc, bc, t, valid, lse};
-    for (int i = 0; ok && i < 7; i++)
+    bn_tensor *keep[8] = {out, xc, wc, bc, t, valid, lse, dz};
+    for (int i = 0; ok && i < 8; i++)
         if (keep[i]) bn_retain(keep[i]);
     bn_scope_end();
     bn__scope_resume();
+    bn__autocast_resume(autocast_saved);
     bn__grad_override(grad_mode);
     if (!ok) return NULL;
-    out = bn__grad_linear_ce(x, w, b, xc, wc, bc, t, valid, lse, &p, out);
-    for (int i = 1; i < 7; i++) bn_release(keep[i]);
+    out = bn__grad_linear_ce(x, w, b, xc, wc, bc, t, valid, lse, dz, &p, out);
+    for (int i = 1; i < 8; i++) bn_release(keep[i]);
     return bn__out(out);
 }

@@ -6,7 +6,9 @@
  * not a multiple of the tile, D in {3, 16, 32, 64, 80, 128, 256} and D != Dv; outputs and the
  * gradients of sum(out * gout) through autograd on the GPU. f32 within rel 1e-5 (plus an
  * absolute term for the different order of the sums), f64 within 1e-12. Repeated runs give
- * identical bits (no atomics). Logs the forward and forward+backward times of two GPT shapes.
+ * identical bits (no atomics). The packed-rows entry GPT blocks use (bn__attention_packed:
+ * q, k and v read in place from a strided (B, T, (hq + 2 hkv) hd) tensor, one gradient written
+ * for it) against the same entry on the CPU. Logs the forward and forward+backward times of two GPT shapes.
  * Without a GPU every test skips. */
 #include "bn_test.h"
 #include "bn_test_cuda.h"
@@ -14,6 +16,7 @@
 #include "born/autograd.h"
 #include "born/cuda.h"
 #include "born/transformer.h"
+#include "core/internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -197,6 +200,63 @@ Test(cuda_attention, tensor_core_kernels_match_cpu_in_bf16_and_f16)
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
             compare_with_cpu(&cases[i], BN_BF16, BN_ATTN_FUSED, 3e-2, 3e-2);
             compare_with_cpu(&cases[i], BN_F16, BN_ATTN_FUSED, 5e-3, 5e-3);
+        }
+    });
+}
+
+/* out and d(sum(out * gout))/d(wide) of bn__attention_packed on a column range of wide (so the
+ * rows are strided), on the GPU or the CPU; copied to the CPU, owned by the open scope. */
+static void run_packed_on(const attn_case *c, bn_dtype dt, bool on_gpu, bn_tensor **res)
+{
+    int64_t w = (c->Hq + 2 * c->Hkv) * c->D;
+    bn_manual_seed(12);
+    bn_tensor *wide = bn_to_dtype(bn_randn(BN_SHAPE(c->B, c->Tq, w + 8), BN_F32), dt);
+    bn_tensor *gout = bn_to_dtype(bn_randn(BN_SHAPE(c->B, c->Tq, c->Hq * c->D), BN_F32), dt);
+    bn_tensor *mask = make_mask(c, dt);
+    if (on_gpu) {
+        wide = gpu(wide), gout = gpu(gout);
+        if (mask) mask = gpu(mask);
+    }
+    cr_assert_eq(bn_set_requires_grad(wide, true), BN_OK);
+    bn_manual_seed(99);
+    bn_attention_opts o = {.mask = mask, .causal = c->causal, .dropout_p = c->p,
+                           .training = c->p > 0};
+    bn_tensor *out = bn__attention_packed(bn_narrow(wide, 2, 8, w), c->Hq, c->Hkv, &o);
+    cr_assert_not_null(out, "%s: %s", c->name, bn_error_message());
+    cr_assert_str_eq(bn_grad_fn_name(out), "AttentionPackedBackward", "%s", c->name);
+    cr_assert_eq(bn_backward_ex(out, (bn_backward_opts){.grad = gout}), BN_OK, "%s: %s", c->name,
+                 bn_error_message());
+    res[0] = cpu(out);
+    res[1] = cpu(bn_grad(wide));
+}
+
+/* Packed rows: tensor cores for bf16 / f16 (no mask, hd 64 / 128), f32 kernels otherwise. */
+Test(cuda_attention, packed_rows_match_cpu)
+{
+    NEED_GPU();
+    static const struct {
+        attn_case c;
+        bn_dtype dt;
+        double tol;
+    } cases[] = {
+        {{"packed tc gpt", 2, 4, 4, 130, 130, 64, 64, true, 0, 0, false}, BN_BF16, 3e-2},
+        {{"packed tc gqa d128", 1, 4, 2, 70, 70, 128, 128, true, 0, 0, false}, BN_F16, 5e-3},
+        {{"packed tc dropout", 2, 2, 1, 67, 67, 64, 64, true, 0, 0.25, false}, BN_BF16, 3e-2},
+        {{"packed f32 mask", 2, 4, 2, 45, 45, 32, 32, false, 1, 0, false}, BN_F32, 1e-5},
+        {{"packed bf16 in f32 (d 48)", 1, 2, 2, 33, 33, 48, 48, true, 0, 0, false}, BN_BF16, 1e-2},
+    };
+    BNT_ASSERT_NO_LEAK({
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            bn_scope_begin();
+            bn_tensor *g[2], *w[2];
+            run_packed_on(&cases[i].c, cases[i].dt, true, g);
+            run_packed_on(&cases[i].c, cases[i].dt, false, w);
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s: out (GPU vs CPU)", cases[i].c.name);
+            bnt_assert_close(g[0], w[0], cases[i].tol, cases[i].tol, msg);
+            snprintf(msg, sizeof msg, "%s: d qkv (GPU vs CPU)", cases[i].c.name);
+            bnt_assert_close(g[1], w[1], cases[i].tol, cases[i].tol, msg);
+            bn_scope_end();
         }
     });
 }

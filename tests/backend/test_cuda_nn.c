@@ -134,7 +134,10 @@ static const struct {
     int nd;
 } row_cases[] = {
     {BN_SHAPE(4, 10), 1},       /* warp per row, scalar path */
-    {BN_SHAPE(3, 5, 768), 1},   /* warp per row, float4 path */
+    {BN_SHAPE(3, 5, 768), 1},   /* the one-pass backward (cols 128 k <= 1024), a partial block */
+    {BN_SHAPE(100, 256), 1},    /* one-pass backward over 4 blocks */
+    {BN_SHAPE(37, 1024), 1},    /* one-pass backward, widest rows */
+    {BN_SHAPE(2, 33, 384), 1},
     {BN_SHAPE(2, 3, 4, 6), 2},  /* two normalized dims */
     {BN_SHAPE(6, 3000), 1},     /* block of 256 per row */
     {BN_SHAPE(2, 9001), 1},     /* block of 1024, odd columns */

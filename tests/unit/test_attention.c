@@ -4,11 +4,13 @@
  * masked rows, no and two leading dims; the fused kernel against the reference on random shapes
  * (T not a multiple of the block, D in {16, 32, 64, 80, 128}); float64 finite-difference
  * gradients of both paths; dropout (the same weights drop on both paths, the backward replays
- * them); and every bad input. */
+ * them); the packed-rows entry GPT blocks use (core/internal.h's bn__attention_packed) against
+ * bn_attention of the parts; and every bad input. */
 #include "bn_test.h"
 
 #include "born/autograd.h"
 #include "born/transformer.h"
+#include "core/internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -261,6 +263,13 @@ static bn_tensor *fd_attention(void *ctx, bn_tensor *const *in, int n)
     return bn_attention(in[0], in[1], in[2], &c->o);
 }
 
+static bn_tensor *fd_packed(void *ctx, bn_tensor *const *in, int n)
+{
+    (void)n;
+    fd_ctx *c = ctx;
+    return bn__attention_packed(in[0], 2, 1, &c->o);
+}
+
 static void gradcheck_attention(const char *what, bn_shape qs, bn_shape ks, bn_shape vs,
                                 bn_attention_opts o)
 {
@@ -288,6 +297,99 @@ Test(attention, gradcheck_both_paths)
         gradcheck_attention(IMPL_NAMES[p], BN_SHAPE(3, 4, 3), BN_SHAPE(1, 6, 3),
                             BN_SHAPE(1, 6, 3), mqa);
     }
+    bn_scope_end();
+}
+
+/* ---- packed q, k, v rows (bn__attention_packed) --------------------------------------------- */
+/* attention of the parts of qkv (B, T, (hq + 2 hkv) hd) through bn_attention, heads merged */
+static bn_tensor *parts_attention(const bn_tensor *qkv, int64_t hq, int64_t hkv,
+                                  const bn_attention_opts *o)
+{
+    int64_t B = bn_dim(qkv, 0), T = bn_dim(qkv, 1), hd = bn_dim(qkv, 2) / (hq + 2 * hkv);
+    int64_t first[3] = {0, hq, hq + hkv}, heads[3] = {hq, hkv, hkv};
+    bn_tensor *p[3];
+    for (int i = 0; i < 3; i++)
+        p[i] = bn_transpose(bn_reshape(bn_narrow(qkv, 2, first[i] * hd, heads[i] * hd),
+                                       BN_SHAPE(B, T, heads[i], hd)),
+                            1, 2);
+    bn_tensor *y = bn_attention(p[0], p[1], p[2], o);
+    return bn_reshape(bn_transpose(y, 1, 2), BN_SHAPE(B, T, hq * hd));
+}
+
+/* out and d(sum(out * gout))/d(qkv) of the packed entry (packed) or of the parts; qkv is a
+ * column range of a wider tensor, so its rows are strided */
+static void run_packed(int64_t B, int64_t T, int64_t hq, int64_t hkv, int64_t hd, bn_dtype dt,
+                       const bn_attention_opts *o, bool packed, bn_tensor **res)
+{
+    int64_t w = (hq + 2 * hkv) * hd;
+    bn_manual_seed(5);
+    bn_tensor *wide = bn_randn(BN_SHAPE(B, T, w + 3), dt);
+    cr_assert_eq(bn_set_requires_grad(wide, true), BN_OK);
+    bn_tensor *qkv = bn_narrow(wide, 2, 1, w);
+    bn_tensor *gout = bn_randn(BN_SHAPE(B, T, hq * hd), dt);
+    bn_manual_seed(99); /* the dropout draws */
+    bn_tensor *out = packed ? bn__attention_packed(qkv, hq, hkv, o) : parts_attention(qkv, hq, hkv, o);
+    cr_assert_not_null(out, "%s", bn_error_message());
+    cr_assert_eq(bn_backward_ex(out, (bn_backward_opts){.grad = gout}), BN_OK, "%s",
+                 bn_error_message());
+    res[0] = out;
+    res[1] = bn_grad(wide);
+}
+
+Test(attention, packed_rows_equal_the_parts)
+{
+    bn_scope_begin();
+    bn_tensor *bmask = bn_gt_scalar(bn_rand(BN_SHAPE(2, 1, 37, 37), BN_F32), 0.3);
+    bn_tensor *fmask = bn_mul_scalar(bn_rand(BN_SHAPE(4, 37, 37), BN_F64), -3);
+    struct {
+        int64_t B, T, hq, hkv, hd;
+        bn_dtype dt;
+        bn_attention_opts o;
+        double tol;
+    } cases[] = {
+        {2, 37, 4, 4, 16, BN_F32, {.causal = true}, 1e-5},
+        {2, 37, 4, 2, 64, BN_F32, {.causal = true, .mask = bmask}, 1e-5},
+        {1, 37, 4, 1, 8, BN_F64, {.mask = fmask, .dropout_p = 0.2, .training = true}, 1e-12},
+        {2, 37, 2, 2, 32, BN_BF16, {.causal = true}, 2e-2},
+        {2, 37, 2, 2, 32, BN_F32, {.causal = true, .impl = BN_ATTN_REFERENCE}, 1e-5},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        bn_tensor *a[2], *b[2];
+        run_packed(cases[i].B, cases[i].T, cases[i].hq, cases[i].hkv, cases[i].hd, cases[i].dt,
+                   &cases[i].o, true, a);
+        run_packed(cases[i].B, cases[i].T, cases[i].hq, cases[i].hkv, cases[i].hd, cases[i].dt,
+                   &cases[i].o, false, b);
+        char msg[96];
+        snprintf(msg, sizeof msg, "packed case %zu: out", i);
+        bnt_assert_close(a[0], b[0], cases[i].tol, cases[i].tol, msg);
+        snprintf(msg, sizeof msg, "packed case %zu: d qkv", i);
+        bnt_assert_close(a[1], b[1], cases[i].tol, cases[i].tol, msg);
+    }
+    bn_scope_end();
+}
+
+Test(attention, packed_rows_gradcheck_and_bad_inputs)
+{
+    bn_scope_begin();
+    bn_manual_seed(3);
+    bn_tensor *in = bnt_param(BN_SHAPE(2, 5, 4 * 3), -1, 1); /* hq 2, hkv 1, hd 3 */
+    fd_ctx c = {{.causal = true}};
+    bnt_gradcheck("packed", fd_packed, &c, &in, 1);
+    bn_release(in);
+    bn_tensor *x = bn_randn(BN_SHAPE(2, 5, 12), BN_F32);
+    cr_assert_null(bn__attention_packed(x, 3, 2, NULL));
+    cr_assert_eq(bn_error_code(), BN_ERR_SHAPE);
+    cr_assert(strstr(bn_error_message(), "bn__attention_packed") &&
+              strstr(bn_error_message(), "hq 3, hkv 2"), "%s", bn_error_message());
+    cr_assert_null(bn__attention_packed(bn_reshape(x, BN_SHAPE(10, 12)), 2, 1, NULL));
+    cr_assert_eq(bn_error_code(), BN_ERR_SHAPE);
+    cr_assert_null(bn__attention_packed(x, 2, 1, &(bn_attention_opts){.dropout_p = 1.5}));
+    cr_assert_eq(bn_error_code(), BN_ERR_ARG);
+    bn_tensor *bad = bn_zeros(BN_SHAPE(3, 5, 5), BN_BOOL);
+    cr_assert_null(bn__attention_packed(x, 2, 1, &(bn_attention_opts){.mask = bad}));
+    cr_assert_eq(bn_error_code(), BN_ERR_SHAPE);
+    cr_assert_null(bn__attention_packed(bn_zeros(BN_SHAPE(2, 5, 12), BN_I32), 2, 1, NULL));
+    cr_assert_eq(bn_error_code(), BN_ERR_DTYPE);
     bn_scope_end();
 }
 
